@@ -1,0 +1,84 @@
+//! Finds the step binaries and the probe, building them first so a test never runs a binary
+//! older than its sources. Cargo releases its build lock while tests run, so a nested build is
+//! safe; it takes a fraction of a second when nothing changed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root (the directory holding `steps/` and `rootfs/`).
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace")
+}
+
+/// Steps that exist in this checkout, in order: 1 for steps/step01, and so on.
+pub fn steps() -> &'static [u32] {
+    static STEPS: OnceLock<Vec<u32>> = OnceLock::new();
+    STEPS.get_or_init(|| {
+        let mut steps: Vec<u32> = std::fs::read_dir(workspace().join("steps"))
+            .expect("steps/ is readable")
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_prefix("step")?.parse().ok())
+            .collect();
+        steps.sort_unstable();
+        steps
+    })
+}
+
+pub fn step_name(step: u32) -> String {
+    format!("step{step:02}")
+}
+
+/// Where cargo puts what it builds: the test binary lives in `<target>/<profile>/deps/`.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    exe.parent().and_then(Path::parent).and_then(Path::parent).expect("<target>/<profile>/deps/<test>").to_path_buf()
+}
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    exe.parent().and_then(Path::parent).expect("<target>/<profile>/deps/<test>").to_path_buf()
+}
+
+fn cargo(args: &[&str]) {
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let status = crate::guard::status(Command::new(cargo).args(args).current_dir(workspace()))
+        .unwrap_or_else(|err| panic!("failed to run {cargo}: {err}"));
+    assert!(status.success(), "`cargo {}` failed: see its output above", args.join(" "));
+}
+
+/// The path of `stepNN`, built with the same profile as the tests.
+pub fn step_binary(step: u32) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut args = vec!["build", "--quiet", "--bins"];
+        let names: Vec<String> = steps().iter().map(|s| step_name(*s)).collect();
+        for name in &names {
+            args.extend(["-p", name]);
+        }
+        let release = profile_dir().file_name().is_some_and(|name| name == "release");
+        if release {
+            args.push("--release");
+        }
+        let target = target_dir();
+        let target = target.to_str().expect("target dir is UTF-8");
+        args.extend(["--target-dir", target]);
+        cargo(&args);
+    });
+    profile_dir().join(step_name(step))
+}
+
+/// The probe, linked statically so it runs in the busybox image, which has no libc.
+pub fn probe_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = target_dir().join("probe");
+            let dir_str = dir.to_str().expect("target dir is UTF-8");
+            cargo(&[
+                "rustc", "--quiet", "-p", "box-probe", "--release", "--target-dir", dir_str, "--",
+                "-C", "target-feature=+crt-static",
+            ]);
+            dir.join("release/box-probe")
+        })
+        .clone()
+}

@@ -1,0 +1,185 @@
+//! The leak guard. After every test it looks for what the test's containers could have left
+//! on the host, and fails the test if it finds anything:
+//!
+//! - mounts below the test's scratch directory, or named after one of its containers;
+//! - processes: the test process is a child subreaper (PR_SET_CHILD_SUBREAPER), so a container
+//!   process that outlives its runtime is re-parented to it and shows up as an orphan;
+//! - `/run/box-NAME` state directories, `box-NAME` cgroups, links and network namespaces.
+//!
+//! Tests run concurrently, so each lab only looks for the names it used itself. An orphan
+//! cannot say which runtime it came from; whichever test sees it first reports it (either way
+//! it is a real leak). The whole-host check runs serially at the end (`scripts/cleanup.sh
+//! --check` in scripts/test.sh).
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Mutex, Once};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+/// The prefix of everything the workshop creates: `/run/box-ID`, cgroup `box-ID`, link `box-ID`.
+pub const PREFIX: &str = "box-";
+
+/// Children the harness started itself and still waits for (not orphans).
+static OURS: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
+
+/// Start a process the harness will wait for. Spawning and recording happen under one lock,
+/// so a concurrent orphan scan never mistakes a child that has just started for an orphan.
+pub fn spawn(command: &mut Command) -> std::io::Result<Child> {
+    become_subreaper();
+    let mut ours = OURS.lock().unwrap();
+    let child = command.spawn()?;
+    ours.get_or_insert_with(HashSet::new).insert(child.id() as i32);
+    Ok(child)
+}
+
+/// Run a host command to completion (mount, cargo, …) without it ever looking like an orphan.
+pub fn status(command: &mut Command) -> std::io::Result<ExitStatus> {
+    let mut child = spawn(command)?;
+    let status = child.wait();
+    untrack(child.id());
+    status
+}
+
+pub fn untrack(pid: u32) {
+    OURS.lock().unwrap().get_or_insert_with(HashSet::new).remove(&(pid as i32));
+}
+
+fn become_subreaper() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER failed: {}", std::io::Error::last_os_error());
+    });
+}
+
+/// Children of this process that the harness did not start: leaked container processes.
+fn orphans() -> Vec<i32> {
+    let ours_guard = OURS.lock().unwrap();
+    let ours = ours_guard.clone().unwrap_or_default();
+    let mut found = Vec::new();
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else { return found };
+    for task in tasks.flatten() {
+        let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        found.extend(children.split_whitespace().filter_map(|pid| pid.parse::<i32>().ok()));
+    }
+    drop(ours_guard);
+    found.retain(|pid| !ours.contains(pid));
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+fn describe_process(pid: i32) -> String {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_string();
+    // /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces, so split at the last ')'.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let comm = stat.find('(').zip(stat.rfind(')')).map(|(a, b)| &stat[a + 1..b]).unwrap_or("?");
+    let state = stat.rfind(')').and_then(|b| stat[b + 1..].split_whitespace().next()).unwrap_or("?");
+    let what = if cmdline.is_empty() { comm.to_string() } else { cmdline };
+    let zombie = if state == "Z" { ", exited but not reaped" } else { "" };
+    format!("process {pid} ({what}{zombie})")
+}
+
+/// What a lab's containers could have made: its scratch directory and its container names.
+pub struct Scope<'a> {
+    pub dir: &'a Path,
+    pub names: &'a [String],
+}
+
+/// Everything in scope that is still on the host, described one item per line. Orphans are
+/// killed and reaped as they are found, so one leak does not break the next test.
+pub fn leftovers(scope: &Scope) -> Vec<String> {
+    let mut left = Vec::new();
+    let tags: Vec<String> = scope.names.iter().map(|name| format!("{PREFIX}{name}")).collect();
+    let tagged = |text: &str| tags.iter().any(|tag| text.contains(tag.as_str()));
+
+    for mount_point in mount_points() {
+        if mount_point.starts_with(scope.dir) || tagged(&mount_point.to_string_lossy()) {
+            left.push(format!("mount: {}", mount_point.display()));
+        }
+    }
+    for pid in orphans() {
+        left.push(describe_process(pid));
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+    }
+    for tag in &tags {
+        let state = Path::new("/run").join(tag);
+        if state.exists() {
+            left.push(format!("state directory: {}", state.display()));
+        }
+        let netns = Path::new("/run/netns").join(tag);
+        if netns.exists() {
+            left.push(format!("network namespace: {}", netns.display()));
+        }
+    }
+    for link in fs::read_dir("/sys/class/net").into_iter().flatten().flatten() {
+        let name = link.file_name().to_string_lossy().into_owned();
+        if tags.iter().any(|tag| name.starts_with(tag.as_str())) {
+            left.push(format!("network link: {name}"));
+        }
+    }
+    for cgroup in cgroups_named(&tags) {
+        left.push(format!("cgroup: {}", cgroup.display()));
+    }
+    left
+}
+
+/// Mount points from /proc/self/mountinfo (field 5), with the kernel's octal escapes undone.
+pub fn mount_points() -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_octal(field)))
+        .collect()
+}
+
+fn unescape_octal(field: &str) -> String {
+    let mut out = String::new();
+    let mut chars = field.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let code: String = chars.by_ref().take(3).collect();
+            if let Ok(byte) = u8::from_str_radix(&code, 8) {
+                out.push(byte as char);
+                continue;
+            }
+            out.push(c);
+            out.push_str(&code);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Cgroup directories whose name starts with one of `tags`, in every mounted hierarchy.
+fn cgroups_named(tags: &[String]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if tags.is_empty() {
+        return found;
+    }
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            // Only real directories: cgroup hierarchies do not nest through symlinks.
+            if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if tags.iter().any(|tag| name.starts_with(tag.as_str())) {
+                found.push(entry.path());
+            } else {
+                stack.push(entry.path());
+            }
+        }
+    }
+    found
+}

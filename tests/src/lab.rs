@@ -1,0 +1,142 @@
+//! A lab is one test's private workspace: a scratch directory holding a copy of the image with
+//! the probe in it, a file that exists only on the host (what an escape would read), and the
+//! leak guard that checks, when the lab is dropped, that the host is as it was.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use tempfile::TempDir;
+
+use crate::binaries::{probe_binary, step_binary, step_name, workspace};
+use crate::guard::{self, Scope};
+use crate::run::{execute, Run};
+
+/// What the host-only file says; an escape that prints it has read the host's filesystem.
+pub const HOST_SECRET: &str = "host-only file, outside the image";
+
+pub struct Lab {
+    dir: Option<TempDir>,
+    image: PathBuf,
+    host_file: PathBuf,
+    names: Mutex<Vec<String>>,
+}
+
+impl Lab {
+    /// A fresh lab. Call `require_root!()` first.
+    pub fn new() -> Lab {
+        let source = workspace().join("rootfs");
+        assert!(
+            source.join("bin/busybox").exists(),
+            "the workshop image is not built: run scripts/setup.sh (or scripts/mkrootfs.sh)"
+        );
+        let probe = probe_binary();
+        let dir = tempfile::Builder::new().prefix("boxtest-").tempdir().expect("create a scratch directory");
+        let image = dir.path().join("rootfs");
+        copy_tree(&source, &image).expect("copy the image into the lab");
+        fs::copy(&probe, image.join("bin/box-probe")).expect("copy the probe into the image");
+        let host_file = dir.path().join("host-secret");
+        fs::write(&host_file, format!("{HOST_SECRET}\n")).expect("write the host-only file");
+        Lab { dir: Some(dir), image, host_file, names: Mutex::new(Vec::new()) }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("lab is open").path()
+    }
+
+    /// The lab's copy of the image (with `/bin/box-probe` in it).
+    pub fn image(&self) -> &Path {
+        &self.image
+    }
+
+    /// A file on the host outside the image.
+    pub fn host_file(&self) -> &Path {
+        &self.host_file
+    }
+
+    /// A container name no other test uses, recorded so the leak guard looks for it.
+    pub fn new_name(&self) -> String {
+        let mut bytes = [0u8; 4];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
+            .expect("read /dev/urandom");
+        let name = format!("t{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        self.names.lock().unwrap().push(name.clone());
+        name
+    }
+
+    /// The step's command with the lab's image, a clean environment, and `args`.
+    fn command(&self, step: u32, args: &[&str]) -> (Command, String) {
+        let mut command = Command::new(step_binary(step));
+        command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        command.arg("--rootfs").arg(&self.image).args(args);
+        // Shown as a learner types it: the lab's private copy of the image is left out.
+        let display = std::iter::once(step_name(step).as_str()).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+        (command, display)
+    }
+
+    /// Run `stepNN --rootfs <lab image> ARGS`, with stdout and stderr kept apart.
+    pub fn run(&self, step: u32, args: &[&str]) -> Run {
+        let (command, display) = self.command(step, args);
+        execute(command, display, false)
+    }
+
+    /// Like [`Lab::run`], with stdout and stderr merged as a terminal shows them.
+    pub fn session(&self, step: u32, args: &[&str]) -> Run {
+        let (command, display) = self.command(step, args);
+        execute(command, display, true)
+    }
+
+    /// Run the step with descriptor 7 open on a host file, as a careless parent would leave it.
+    pub fn run_with_inherited_fd(&self, step: u32, args: &[&str]) -> Run {
+        let (inner, display) = self.command(step, args);
+        let mut command = Command::new("/bin/sh");
+        command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        command.arg("-c").arg(r#"exec 7<"$0"; exec "$@""#).arg(&self.host_file);
+        command.arg(inner.get_program()).args(inner.get_args());
+        execute(command, format!("{display} 7<host-file"), false)
+    }
+
+    /// What this lab's containers left on the host.
+    pub fn leftovers(&self) -> Vec<String> {
+        let names = self.names.lock().unwrap().clone();
+        guard::leftovers(&Scope { dir: self.dir(), names: &names })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let left = self.leftovers();
+        let dir = self.dir.take().expect("lab is open");
+        let path = dir.path().to_path_buf();
+        let removed = dir.close();
+        if std::thread::panicking() {
+            return;
+        }
+        assert!(left.is_empty(), "the test left these on the host:\n  {}", left.join("\n  "));
+        if let Err(err) = removed {
+            panic!("failed to remove the lab directory {}: {err}", path.display());
+        }
+    }
+}
+
+/// Copy a directory tree, keeping symlinks as symlinks (busybox's applets are symlinks).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    fs::set_permissions(to, fs::metadata(from)?.permissions())?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            symlink(fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

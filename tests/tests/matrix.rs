@@ -1,0 +1,161 @@
+//! The behaviour matrix: every behaviour, declared once with the step that introduces it, is
+//! observed in every step that exists. The snapshot (`snapshots/behaviour_matrix.snap`, a
+//! Markdown table the book includes) shows, step by step, where each behaviour flips; a
+//! change in any step shows up as a diff in its column. Gaps are rows too: the chroot escape
+//! works in the early steps and the table says so.
+
+use std::sync::OnceLock;
+
+use box_tests::binaries::{step_name, steps};
+use box_tests::lab::HOST_SECRET;
+use box_tests::{require_root, Lab};
+
+/// One step's probe report, run once and shared by the rows that read it.
+struct Observer<'a> {
+    lab: &'a Lab,
+    step: u32,
+    report: OnceLock<String>,
+}
+
+impl Observer<'_> {
+    fn report(&self) -> &str {
+        self.report.get_or_init(|| {
+            let host_pid = std::process::id().to_string();
+            let run = self.lab.run(self.step, &["--", "/bin/box-probe", "report", &host_pid]);
+            assert_eq!(run.status, 0, "the probe failed:\n{run}");
+            run.stdout
+        })
+    }
+
+    /// The value of `key: value` in the probe's report.
+    fn fact(&self, key: &str) -> String {
+        let prefix = format!("{key}: ");
+        self.report()
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("the probe's report has no {key:?} in {}:\n{}", step_name(self.step), self.report()))
+            .to_string()
+    }
+
+    /// The exit status of `sh -c SCRIPT` in the container.
+    fn status_of(&self, script: &str) -> String {
+        self.lab.run(self.step, &["--", "/bin/sh", "-c", script]).status.to_string()
+    }
+}
+
+struct Behaviour {
+    /// What is observed, as the row's title.
+    name: &'static str,
+    /// The step that introduces the mechanism this row is about.
+    since: u32,
+    observe: fn(&Observer) -> String,
+}
+
+fn host_hostname() -> String {
+    nix::unistd::gethostname().expect("gethostname").to_string_lossy().into_owned()
+}
+
+const BEHAVIOURS: &[Behaviour] = &[
+    Behaviour {
+        name: "root directory",
+        since: 1,
+        observe: |o| if o.fact("root") == "the image" { "image".into() } else { "host's".into() },
+    },
+    Behaviour {
+        name: "chroot escape to a host file",
+        since: 1,
+        observe: |o| {
+            let host_file = o.lab.host_file().to_str().expect("UTF-8 path").to_string();
+            let run = o.lab.run(o.step, &["--", "/bin/box-probe", "escape", &host_file]);
+            if run.stdout.contains(HOST_SECRET) {
+                "escapes".into()
+            } else if run.stdout.starts_with("escape: blocked") {
+                "blocked".into()
+            } else {
+                format!("unexpected: {}", run.all_output().trim())
+            }
+        },
+    },
+    Behaviour {
+        name: "hostname",
+        since: 1,
+        observe: |o| if o.fact("hostname") == host_hostname() { "host's".into() } else { "own".into() },
+    },
+    Behaviour {
+        name: "pid of the command",
+        since: 1,
+        observe: |o| match o.fact("pid").as_str() {
+            "1" => "1".into(),
+            _ => "a host pid".into(),
+        },
+    },
+    Behaviour { name: "host processes (kill -0)", since: 1, observe: |o| o.fact("host process") },
+    Behaviour { name: "/proc", since: 1, observe: |o| o.fact("proc") },
+    Behaviour {
+        name: "inherited fd 7",
+        since: 1,
+        observe: |o| {
+            let run = o.lab.run_with_inherited_fd(o.step, &["--", "/bin/box-probe", "report"]);
+            let fds = run.stdout.lines().find_map(|l| l.strip_prefix("fds: ")).unwrap_or("no report").to_string();
+            if fds == "0 1 2" { "closed".into() } else { format!("open (fds {fds})") }
+        },
+    },
+    Behaviour { name: "exit status of `exit 42`", since: 1, observe: |o| o.status_of("exit 42") },
+    Behaviour { name: "exit status of `kill -9 $$`", since: 1, observe: |o| o.status_of("kill -9 $$") },
+    Behaviour {
+        name: "exit status of a missing command",
+        since: 1,
+        observe: |o| o.lab.run(o.step, &["--", "no-such-command"]).status.to_string(),
+    },
+];
+
+fn render(steps: &[u32], cells: &[Vec<String>]) -> String {
+    let mut table = String::from("| behaviour | since |");
+    for step in steps {
+        table.push_str(&format!(" {} |", step_name(*step)));
+    }
+    table.push_str("\n|---|---|");
+    table.push_str(&"---|".repeat(steps.len()));
+    table.push('\n');
+    for (behaviour, row) in BEHAVIOURS.iter().zip(cells) {
+        table.push_str(&format!("| {} | {:02} |", behaviour.name, behaviour.since));
+        for cell in row {
+            table.push_str(&format!(" {cell} |"));
+        }
+        table.push('\n');
+    }
+    table
+}
+
+#[test]
+fn behaviour_matrix() {
+    require_root!();
+    let lab = Lab::new();
+    let steps = steps();
+    // One thread per step: each step's column is independent of the others.
+    let columns: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = steps
+            .iter()
+            .map(|&step| {
+                let lab = &lab;
+                scope.spawn(move || {
+                    let observer = Observer { lab, step, report: OnceLock::new() };
+                    BEHAVIOURS.iter().map(|behaviour| (behaviour.observe)(&observer)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().expect("a step's column panicked")).collect()
+    });
+    let rows: Vec<Vec<String>> =
+        (0..BEHAVIOURS.len()).map(|row| columns.iter().map(|column| column[row].clone()).collect()).collect();
+    box_tests::snapshot::settings().bind(|| insta::assert_snapshot!("behaviour_matrix", render(steps, &rows)));
+}
+
+#[test]
+fn behaviours_are_declared_in_step_order() {
+    let since: Vec<u32> = BEHAVIOURS.iter().map(|b| b.since).collect();
+    let mut sorted = since.clone();
+    sorted.sort_unstable();
+    assert_eq!(since, sorted, "declare each behaviour with the rows of the step that introduces it");
+    assert!(since.iter().all(|step| steps().contains(step)), "a behaviour names a step that does not exist");
+}
