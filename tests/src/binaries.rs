@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 
 /// The workspace root (the directory holding `steps/` and `rootfs/`).
 pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
 }
 
 /// Steps that exist in this checkout, in order: 1 for steps/step01, and so on.
@@ -17,7 +19,15 @@ pub fn steps() -> &'static [u32] {
     STEPS.get_or_init(|| {
         let mut steps: Vec<u32> = std::fs::read_dir(workspace().join("steps"))
             .expect("steps/ is readable")
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_prefix("step")?.parse().ok())
+            .filter_map(|entry| {
+                entry
+                    .ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("step")?
+                    .parse()
+                    .ok()
+            })
             .collect();
         steps.sort_unstable();
         steps
@@ -31,19 +41,30 @@ pub fn step_name(step: u32) -> String {
 /// Where cargo puts what it builds: the test binary lives in `<target>/<profile>/deps/`.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
-    exe.parent().and_then(Path::parent).and_then(Path::parent).expect("<target>/<profile>/deps/<test>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
-    exe.parent().and_then(Path::parent).expect("<target>/<profile>/deps/<test>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 fn cargo(args: &[&str]) {
     let cargo = option_env!("CARGO").unwrap_or("cargo");
     let status = crate::guard::status(Command::new(cargo).args(args).current_dir(workspace()))
         .unwrap_or_else(|err| panic!("failed to run {cargo}: {err}"));
-    assert!(status.success(), "`cargo {}` failed: see its output above", args.join(" "));
+    assert!(
+        status.success(),
+        "`cargo {}` failed: see its output above",
+        args.join(" ")
+    );
 }
 
 /// The path of `stepNN`, built with the same profile as the tests.
@@ -75,8 +96,16 @@ pub fn probe_binary() -> PathBuf {
             let dir = target_dir().join("probe");
             let dir_str = dir.to_str().expect("target dir is UTF-8");
             cargo(&[
-                "rustc", "--quiet", "-p", "box-probe", "--release", "--target-dir", dir_str, "--",
-                "-C", "target-feature=+crt-static",
+                "rustc",
+                "--quiet",
+                "-p",
+                "box-probe",
+                "--release",
+                "--target-dir",
+                dir_str,
+                "--",
+                "-C",
+                "target-feature=+crt-static",
             ]);
             dir.join("release/box-probe")
         })

@@ -46,7 +46,10 @@ pub fn status(command: &mut Command) -> std::io::Result<ExitStatus> {
 }
 
 pub fn untrack(pid: u32) {
-    OURS.lock().unwrap().get_or_insert_with(HashSet::new).remove(&(pid as i32));
+    OURS.lock()
+        .unwrap()
+        .get_or_insert_with(HashSet::new)
+        .remove(&(pid as i32));
 }
 
 fn become_subreaper() {
@@ -54,7 +57,12 @@ fn become_subreaper() {
     ONCE.call_once(|| {
         // SAFETY: prctl with integer arguments only.
         let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        assert_eq!(rc, 0, "PR_SET_CHILD_SUBREAPER failed: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "PR_SET_CHILD_SUBREAPER failed: {}",
+            std::io::Error::last_os_error()
+        );
     });
 }
 
@@ -63,10 +71,16 @@ fn orphans() -> Vec<i32> {
     let ours_guard = OURS.lock().unwrap();
     let ours = ours_guard.clone().unwrap_or_default();
     let mut found = Vec::new();
-    let Ok(tasks) = fs::read_dir("/proc/self/task") else { return found };
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return found;
+    };
     for task in tasks.flatten() {
         let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        found.extend(children.split_whitespace().filter_map(|pid| pid.parse::<i32>().ok()));
+        found.extend(
+            children
+                .split_whitespace()
+                .filter_map(|pid| pid.parse::<i32>().ok()),
+        );
     }
     drop(ours_guard);
     found.retain(|pid| !ours.contains(pid));
@@ -77,13 +91,31 @@ fn orphans() -> Vec<i32> {
 
 fn describe_process(pid: i32) -> String {
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ").trim().to_string();
+    let cmdline = String::from_utf8_lossy(&cmdline)
+        .replace('\0', " ")
+        .trim()
+        .to_string();
     // /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces, so split at the last ')'.
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let comm = stat.find('(').zip(stat.rfind(')')).map(|(a, b)| &stat[a + 1..b]).unwrap_or("?");
-    let state = stat.rfind(')').and_then(|b| stat[b + 1..].split_whitespace().next()).unwrap_or("?");
-    let what = if cmdline.is_empty() { comm.to_string() } else { cmdline };
-    let zombie = if state == "Z" { ", exited but not reaped" } else { "" };
+    let comm = stat
+        .find('(')
+        .zip(stat.rfind(')'))
+        .map(|(a, b)| &stat[a + 1..b])
+        .unwrap_or("?");
+    let state = stat
+        .rfind(')')
+        .and_then(|b| stat[b + 1..].split_whitespace().next())
+        .unwrap_or("?");
+    let what = if cmdline.is_empty() {
+        comm.to_string()
+    } else {
+        cmdline
+    };
+    let zombie = if state == "Z" {
+        ", exited but not reaped"
+    } else {
+        ""
+    };
     format!("process {pid} ({what}{zombie})")
 }
 

@@ -4,9 +4,11 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -24,6 +26,8 @@ pub struct Lab {
     names: Mutex<Vec<String>>,
 }
 
+// A lab copies an image and writes files: not what `Default` promises.
+#[allow(clippy::new_without_default)]
 impl Lab {
     /// A fresh lab. Call `require_root!()` first.
     pub fn new() -> Lab {
@@ -33,13 +37,21 @@ impl Lab {
             "the workshop image is not built: run scripts/setup.sh (or scripts/mkrootfs.sh)"
         );
         let probe = probe_binary();
-        let dir = tempfile::Builder::new().prefix("boxtest-").tempdir().expect("create a scratch directory");
+        let dir = tempfile::Builder::new()
+            .prefix("boxtest-")
+            .tempdir()
+            .expect("create a scratch directory");
         let image = dir.path().join("rootfs");
         copy_tree(&source, &image).expect("copy the image into the lab");
         fs::copy(&probe, image.join("bin/box-probe")).expect("copy the probe into the image");
         let host_file = dir.path().join("host-secret");
         fs::write(&host_file, format!("{HOST_SECRET}\n")).expect("write the host-only file");
-        Lab { dir: Some(dir), image, host_file, names: Mutex::new(Vec::new()) }
+        Lab {
+            dir: Some(dir),
+            image,
+            host_file,
+            names: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -62,7 +74,10 @@ impl Lab {
         fs::File::open("/dev/urandom")
             .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut bytes))
             .expect("read /dev/urandom");
-        let name = format!("t{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let name = format!(
+            "t{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
         self.names.lock().unwrap().push(name.clone());
         name
     }
@@ -73,8 +88,7 @@ impl Lab {
         command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         command.arg("--rootfs").arg(&self.image).args(args);
         // Shown as a learner types it: the lab's private copy of the image is left out.
-        let display = std::iter::once(step_name(step).as_str()).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
-        (command, display)
+        (command, display_command(step, args))
     }
 
     /// Run `stepNN --rootfs <lab image> ARGS`, with stdout and stderr kept apart.
@@ -89,20 +103,49 @@ impl Lab {
         execute(command, display, true)
     }
 
+    /// Like [`Lab::session`], but without the lab's `--rootfs`: for runs about the image itself.
+    pub fn session_without_image(&self, step: u32, args: &[&str]) -> Run {
+        let mut command = Command::new(step_binary(step));
+        command
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(args);
+        execute(command, display_command(step, args), true)
+    }
+
     /// Run the step with descriptor 7 open on a host file, as a careless parent would leave it.
     pub fn run_with_inherited_fd(&self, step: u32, args: &[&str]) -> Run {
         let (inner, display) = self.command(step, args);
         let mut command = Command::new("/bin/sh");
         command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        command.arg("-c").arg(r#"exec 7<"$0"; exec "$@""#).arg(&self.host_file);
+        command
+            .arg("-c")
+            .arg(r#"exec 7<"$0"; exec "$@""#)
+            .arg(&self.host_file);
         command.arg(inner.get_program()).args(inner.get_args());
         execute(command, format!("{display} 7<host-file"), false)
+    }
+
+    /// Start the step in the background (stdout and stderr discarded), for tests that look at
+    /// a running container from the host. Wait for it with [`Running::wait`].
+    pub fn start(&self, step: u32, args: &[&str]) -> Running {
+        let (mut command, display) = self.command(step, args);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child =
+            guard::spawn(&mut command).unwrap_or_else(|err| panic!("failed to start {display}: {err}"));
+        Running { child, display }
     }
 
     /// What this lab's containers left on the host.
     pub fn leftovers(&self) -> Vec<String> {
         let names = self.names.lock().unwrap().clone();
-        guard::leftovers(&Scope { dir: self.dir(), names: &names })
+        guard::leftovers(&Scope {
+            dir: self.dir(),
+            names: &names,
+        })
     }
 }
 
@@ -115,11 +158,93 @@ impl Drop for Lab {
         if std::thread::panicking() {
             return;
         }
-        assert!(left.is_empty(), "the test left these on the host:\n  {}", left.join("\n  "));
+        assert!(
+            left.is_empty(),
+            "the test left these on the host:\n  {}",
+            left.join("\n  ")
+        );
         if let Err(err) = removed {
             panic!("failed to remove the lab directory {}: {err}", path.display());
         }
     }
+}
+
+/// A step started with [`Lab::start`].
+pub struct Running {
+    child: Child,
+    pub display: String,
+}
+
+impl Running {
+    /// The runtime's pid on the host.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The runtime's children (the container's first process, once it has forked).
+    pub fn children(&self) -> Vec<u32> {
+        let pid = self.pid();
+        let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        text.split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect()
+    }
+
+    /// Wait (up to ten seconds) until the container's first process runs `comm`; return its pid.
+    pub fn wait_for_command(&self, comm: &str) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            for pid in self.children() {
+                let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if name.trim() == comm {
+                    return pid;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{} never ran {comm}", self.display);
+    }
+
+    /// Wait for the runtime to exit and return its status as a shell reports it.
+    pub fn wait(mut self) -> i32 {
+        let status = self.child.wait().expect("wait for the runtime");
+        guard::untrack(self.child.id());
+        status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    }
+}
+
+/// Run a command on the host and return a transcript of it (for "look from the host" sessions).
+pub fn host_session(program: &str, args: &[&str]) -> Run {
+    let mut command = Command::new(program);
+    command.args(args);
+    let shown = std::iter::once(program)
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    execute(command, shown, true)
+}
+
+/// The command line as a learner would type it in a shell, quoted where the shell needs it.
+fn display_command(step: u32, args: &[&str]) -> String {
+    let plain = |arg: &str| {
+        !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,[]".contains(c))
+    };
+    let quoted = args.iter().map(|arg| {
+        if plain(arg) {
+            arg.to_string()
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        }
+    });
+    std::iter::once(step_name(step))
+        .chain(quoted)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Copy a directory tree, keeping symlinks as symlinks (busybox's applets are symlinks).

@@ -67,7 +67,8 @@ pub fn execute(mut command: Command, display: String, merged: bool) -> Run {
         let (read, write) = nix::unistd::pipe().expect("pipe");
         let write_copy = write.try_clone().expect("dup");
         command.stdout(Stdio::from(write)).stderr(Stdio::from(write_copy));
-        let mut child = guard::spawn(&mut command).unwrap_or_else(|err| panic!("failed to start {display}: {err}"));
+        let mut child =
+            guard::spawn(&mut command).unwrap_or_else(|err| panic!("failed to start {display}: {err}"));
         // Drop our copies of the write end (they live in `command`) so the read sees EOF.
         drop(command);
         stdout_reader = read_all(std::fs::File::from(read));
@@ -75,7 +76,8 @@ pub fn execute(mut command: Command, display: String, merged: bool) -> Run {
         return finish(&mut child, display, stdout_reader, stderr_reader);
     }
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = guard::spawn(&mut command).unwrap_or_else(|err| panic!("failed to start {display}: {err}"));
+    let mut child =
+        guard::spawn(&mut command).unwrap_or_else(|err| panic!("failed to start {display}: {err}"));
     stdout_reader = read_all(child.stdout.take().expect("piped stdout"));
     stderr_reader = read_all(child.stderr.take().expect("piped stderr"));
     finish(&mut child, display, stdout_reader, stderr_reader)
@@ -101,6 +103,13 @@ fn finish(
         thread::sleep(Duration::from_millis(5));
     };
     guard::untrack(child.id());
-    let status = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    Run { command: display, status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+    let status = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Run {
+        command: display,
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }

@@ -14,9 +14,14 @@ pub fn settings() -> insta::Settings {
     settings.add_filter(&format!(r"{tmp}/boxtest-[A-Za-z0-9]+/rootfs"), "[ROOTFS]");
     settings.add_filter(&format!(r"{tmp}/boxtest-[A-Za-z0-9]+"), "[LAB]");
     // Host pids: three digits or more where a pid is printed. Container pids stay.
-    settings.add_filter(r"(fork\(\) = |clone\([^)]*\) = |waitpid\(|pid: |kill\()\d{3,}", "$1[PID]");
+    settings.add_filter(
+        r"(fork\(\) = |clone\([^)]*\) = |waitpid\(|pid: |kill\()\d{3,}",
+        "$1[PID]",
+    );
     // The host's hostname, wherever the container prints it.
-    let host = nix::unistd::gethostname().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let host = nix::unistd::gethostname()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if !host.is_empty() {
         settings.add_filter(&format!(r"\b{}\b", regex_escape(&host)), "[HOST]");
     }

@@ -13,8 +13,14 @@ fn guard_sees_a_process_that_outlives_its_container() {
     let run = lab.run(1, &["--", "/bin/sh", "-c", "sleep 30 & exit 0"]);
     assert_eq!(run.status, 0, "{run}");
     let left = lab.leftovers();
-    assert!(left.iter().any(|item| item.starts_with("process ")), "the guard missed the orphan: {left:?}");
-    assert!(lab.leftovers().is_empty(), "the guard should have killed the orphan");
+    assert!(
+        left.iter().any(|item| item.starts_with("process ")),
+        "the guard missed the orphan: {left:?}"
+    );
+    assert!(
+        lab.leftovers().is_empty(),
+        "the guard should have killed the orphan"
+    );
 }
 
 #[test]
@@ -28,5 +34,8 @@ fn guard_sees_a_mount_left_in_the_lab() {
     let left = lab.leftovers();
     let unmounted = guard::status(Command::new("umount").arg(&target)).unwrap();
     assert!(unmounted.success());
-    assert!(left.iter().any(|item| item.starts_with("mount: ")), "the guard missed the mount: {left:?}");
+    assert!(
+        left.iter().any(|item| item.starts_with("mount: ")),
+        "the guard missed the mount: {left:?}"
+    );
 }

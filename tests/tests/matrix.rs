@@ -21,7 +21,9 @@ impl Observer<'_> {
     fn report(&self) -> &str {
         self.report.get_or_init(|| {
             let host_pid = std::process::id().to_string();
-            let run = self.lab.run(self.step, &["--", "/bin/box-probe", "report", &host_pid]);
+            let run = self
+                .lab
+                .run(self.step, &["--", "/bin/box-probe", "report", &host_pid]);
             assert_eq!(run.status, 0, "the probe failed:\n{run}");
             run.stdout
         })
@@ -33,13 +35,22 @@ impl Observer<'_> {
         self.report()
             .lines()
             .find_map(|line| line.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("the probe's report has no {key:?} in {}:\n{}", step_name(self.step), self.report()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the probe's report has no {key:?} in {}:\n{}",
+                    step_name(self.step),
+                    self.report()
+                )
+            })
             .to_string()
     }
 
     /// The exit status of `sh -c SCRIPT` in the container.
     fn status_of(&self, script: &str) -> String {
-        self.lab.run(self.step, &["--", "/bin/sh", "-c", script]).status.to_string()
+        self.lab
+            .run(self.step, &["--", "/bin/sh", "-c", script])
+            .status
+            .to_string()
     }
 }
 
@@ -52,14 +63,23 @@ struct Behaviour {
 }
 
 fn host_hostname() -> String {
-    nix::unistd::gethostname().expect("gethostname").to_string_lossy().into_owned()
+    nix::unistd::gethostname()
+        .expect("gethostname")
+        .to_string_lossy()
+        .into_owned()
 }
 
 const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "root directory",
         since: 1,
-        observe: |o| if o.fact("root") == "the image" { "image".into() } else { "host's".into() },
+        observe: |o| {
+            if o.fact("root") == "the image" {
+                "image".into()
+            } else {
+                "host's".into()
+            }
+        },
     },
     Behaviour {
         name: "chroot escape to a host file",
@@ -79,7 +99,13 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "hostname",
         since: 1,
-        observe: |o| if o.fact("hostname") == host_hostname() { "host's".into() } else { "own".into() },
+        observe: |o| {
+            if o.fact("hostname") == host_hostname() {
+                "host's".into()
+            } else {
+                "own".into()
+            }
+        },
     },
     Behaviour {
         name: "pid of the command",
@@ -89,19 +115,46 @@ const BEHAVIOURS: &[Behaviour] = &[
             _ => "a host pid".into(),
         },
     },
-    Behaviour { name: "host processes (kill -0)", since: 1, observe: |o| o.fact("host process") },
-    Behaviour { name: "/proc", since: 1, observe: |o| o.fact("proc") },
+    Behaviour {
+        name: "host processes (kill -0)",
+        since: 1,
+        observe: |o| o.fact("host process"),
+    },
+    Behaviour {
+        name: "/proc",
+        since: 1,
+        observe: |o| o.fact("proc"),
+    },
     Behaviour {
         name: "inherited fd 7",
         since: 1,
         observe: |o| {
-            let run = o.lab.run_with_inherited_fd(o.step, &["--", "/bin/box-probe", "report"]);
-            let fds = run.stdout.lines().find_map(|l| l.strip_prefix("fds: ")).unwrap_or("no report").to_string();
-            if fds == "0 1 2" { "closed".into() } else { format!("open (fds {fds})") }
+            let run = o
+                .lab
+                .run_with_inherited_fd(o.step, &["--", "/bin/box-probe", "report"]);
+            let fds = run
+                .stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("fds: "))
+                .unwrap_or("no report")
+                .to_string();
+            if fds == "0 1 2" {
+                "closed".into()
+            } else {
+                format!("open (fds {fds})")
+            }
         },
     },
-    Behaviour { name: "exit status of `exit 42`", since: 1, observe: |o| o.status_of("exit 42") },
-    Behaviour { name: "exit status of `kill -9 $$`", since: 1, observe: |o| o.status_of("kill -9 $$") },
+    Behaviour {
+        name: "exit status of `exit 42`",
+        since: 1,
+        observe: |o| o.status_of("exit 42"),
+    },
+    Behaviour {
+        name: "exit status of `kill -9 $$`",
+        since: 1,
+        observe: |o| o.status_of("kill -9 $$"),
+    },
     Behaviour {
         name: "exit status of a missing command",
         since: 1,
@@ -139,16 +192,28 @@ fn behaviour_matrix() {
             .map(|&step| {
                 let lab = &lab;
                 scope.spawn(move || {
-                    let observer = Observer { lab, step, report: OnceLock::new() };
-                    BEHAVIOURS.iter().map(|behaviour| (behaviour.observe)(&observer)).collect::<Vec<_>>()
+                    let observer = Observer {
+                        lab,
+                        step,
+                        report: OnceLock::new(),
+                    };
+                    BEHAVIOURS
+                        .iter()
+                        .map(|behaviour| (behaviour.observe)(&observer))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().map(|handle| handle.join().expect("a step's column panicked")).collect()
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a step's column panicked"))
+            .collect()
     });
-    let rows: Vec<Vec<String>> =
-        (0..BEHAVIOURS.len()).map(|row| columns.iter().map(|column| column[row].clone()).collect()).collect();
-    box_tests::snapshot::settings().bind(|| insta::assert_snapshot!("behaviour_matrix", render(steps, &rows)));
+    let rows: Vec<Vec<String>> = (0..BEHAVIOURS.len())
+        .map(|row| columns.iter().map(|column| column[row].clone()).collect())
+        .collect();
+    box_tests::snapshot::settings()
+        .bind(|| insta::assert_snapshot!("behaviour_matrix", render(steps, &rows)));
 }
 
 #[test]
@@ -156,6 +221,12 @@ fn behaviours_are_declared_in_step_order() {
     let since: Vec<u32> = BEHAVIOURS.iter().map(|b| b.since).collect();
     let mut sorted = since.clone();
     sorted.sort_unstable();
-    assert_eq!(since, sorted, "declare each behaviour with the rows of the step that introduces it");
-    assert!(since.iter().all(|step| steps().contains(step)), "a behaviour names a step that does not exist");
+    assert_eq!(
+        since, sorted,
+        "declare each behaviour with the rows of the step that introduces it"
+    );
+    assert!(
+        since.iter().all(|step| steps().contains(step)),
+        "a behaviour names a step that does not exist"
+    );
 }

@@ -55,7 +55,11 @@ impl Failure {
             .collect::<Vec<_>>()
             .join(": ");
         let hint = err.downcast_ref::<Hint>().map(|hint| hint.0.clone());
-        Failure { status, message, hint }
+        Failure {
+            status,
+            message,
+            hint,
+        }
     }
 
     /// Print the failure the way every step does and return the exit status.
@@ -80,9 +84,11 @@ pub fn require_root() -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    Err(anyhow::anyhow!("must run as root: changing a process's root directory needs CAP_SYS_CHROOT"))
-        .hint(format!(
-            "use `cargo run -p {0}`, which runs it through scripts/as-root, or `sudo {0}`",
-            env!("CARGO_PKG_NAME")
-        ))
+    Err(anyhow::anyhow!(
+        "must run as root: changing a process's root directory needs CAP_SYS_CHROOT"
+    ))
+    .hint(format!(
+        "use `cargo run -p {0}`, which runs it through scripts/as-root, or `sudo {0}`",
+        env!("CARGO_PKG_NAME")
+    ))
 }

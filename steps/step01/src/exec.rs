@@ -25,7 +25,9 @@ pub struct CommandLine {
 impl CommandLine {
     pub fn new(argv: Vec<String>) -> Self {
         if argv.is_empty() {
-            CommandLine { argv: vec!["/bin/sh".to_string()] }
+            CommandLine {
+                argv: vec!["/bin/sh".to_string()],
+            }
         } else {
             CommandLine { argv }
         }
@@ -88,7 +90,12 @@ fn find_program(program: &str) -> Option<PathBuf> {
 }
 
 fn cstring(text: &[u8]) -> Result<CString> {
-    CString::new(text).map_err(|_| anyhow!("argument contains a NUL byte: {:?}", String::from_utf8_lossy(text)))
+    CString::new(text).map_err(|_| {
+        anyhow!(
+            "argument contains a NUL byte: {:?}",
+            String::from_utf8_lossy(text)
+        )
+    })
 }
 
 // ANCHOR: exec_command
@@ -96,8 +103,11 @@ fn cstring(text: &[u8]) -> Result<CString> {
 /// shell would use: 127 when the program is not in the image, 126 when it cannot be run.
 pub fn exec_command(command: &CommandLine, image: &Path) -> Result<Infallible, Failure> {
     let not_found = |path: &str| {
-        let err = Err::<(), _>(anyhow!("command not found in the image {}: {path}", image.display()))
-            .hint("give the full path inside the image, or list its programs with `ls rootfs/bin`");
+        let err = Err::<(), _>(anyhow!(
+            "command not found in the image {}: {path}",
+            image.display()
+        ))
+        .hint("give the full path inside the image, or list its programs with `ls rootfs/bin`");
         Failure::new(NOT_FOUND, &err.unwrap_err())
     };
     let path = find_program(command.program()).ok_or_else(|| not_found(command.program()))?;
@@ -115,9 +125,8 @@ pub fn exec_command(command: &CommandLine, image: &Path) -> Result<Infallible, F
     let c_path = cstring(path.as_os_str().as_bytes()).map_err(Failure::from)?;
 
     trace!("execve({:?}, {:?})", path, command.argv);
-    let errno = match nix::unistd::execve(&c_path, &argv, &env) {
-        Err(errno) => errno,
-    };
+    // execve only ever returns an error: on success this process is the command now.
+    let Err(errno) = nix::unistd::execve(&c_path, &argv, &env);
     let status = match errno {
         Errno::ENOENT => return Err(not_found(&path.display().to_string())),
         Errno::EACCES | Errno::ENOEXEC | Errno::EPERM | Errno::EISDIR => NOT_EXECUTABLE,

@@ -34,8 +34,14 @@ pub fn channel() -> Result<(ParentSide, ChildSide)> {
     let (go_read, go_write) = pipe()?;
     let (report_read, report_write) = pipe()?;
     Ok((
-        ParentSide { go: File::from(go_write), report: File::from(report_read) },
-        ChildSide { go: File::from(go_read), report: File::from(report_write) },
+        ParentSide {
+            go: File::from(go_write),
+            report: File::from(report_read),
+        },
+        ChildSide {
+            go: File::from(go_read),
+            report: File::from(report_write),
+        },
     ))
 }
 
@@ -46,22 +52,40 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 impl ParentSide {
     /// Let the child go on: everything it needs from the parent is in place.
     pub fn release_child(&mut self) -> Result<()> {
-        self.go.write_all(b"go").context("failed to tell the child to go on")
+        self.go
+            .write_all(b"go")
+            .context("failed to tell the child to go on")
     }
 
     /// Wait until the child has exec'd the command (`Ok(None)`) or reported why it could not.
     pub fn wait_for_exec(&mut self) -> Result<Option<Failure>> {
         let mut text = String::new();
-        self.report.read_to_string(&mut text).context("failed to read the child's report")?;
+        self.report
+            .read_to_string(&mut text)
+            .context("failed to read the child's report")?;
         if text.is_empty() {
             return Ok(None);
         }
         // The child writes three lines: status, message, hint (maybe empty).
         let mut lines = text.splitn(3, '\n');
-        let status = lines.next().and_then(|s| s.parse().ok()).unwrap_or(crate::errors::RUNTIME_FAILED);
-        let message = lines.next().unwrap_or("the child failed without saying why").to_string();
-        let hint = lines.next().map(str::trim_end).filter(|h| !h.is_empty()).map(String::from);
-        Ok(Some(Failure { status, message, hint }))
+        let status = lines
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(crate::errors::RUNTIME_FAILED);
+        let message = lines
+            .next()
+            .unwrap_or("the child failed without saying why")
+            .to_string();
+        let hint = lines
+            .next()
+            .map(str::trim_end)
+            .filter(|h| !h.is_empty())
+            .map(String::from);
+        Ok(Some(Failure {
+            status,
+            message,
+            hint,
+        }))
     }
 }
 
@@ -78,7 +102,12 @@ impl ChildSide {
 
     /// Tell the parent why the command could not start, then exit with the failure's status.
     pub fn report_and_exit(mut self, failure: Failure) -> ! {
-        let text = format!("{}\n{}\n{}", failure.status, failure.message, failure.hint.unwrap_or_default());
+        let text = format!(
+            "{}\n{}\n{}",
+            failure.status,
+            failure.message,
+            failure.hint.unwrap_or_default()
+        );
         // If even this write fails there is nobody left to tell; the exit status still says it.
         let _ = self.report.write_all(text.as_bytes());
         // _exit, not exit: the parent owns stdio buffers and atexit handlers copied by fork.

@@ -37,8 +37,11 @@ pub fn locate(rootfs: Option<&Path>) -> Result<PathBuf> {
     }
     // A fresh clone has rootfs/ with only its README in it.
     if is_default && !path.join("bin/sh").exists() {
-        return Err(anyhow::anyhow!("the workshop image is not built yet: {} has no /bin/sh", path.display()))
-            .hint("run scripts/setup.sh to build it");
+        return Err(anyhow::anyhow!(
+            "the workshop image is not built yet: {} has no /bin/sh",
+            path.display()
+        ))
+        .hint("run scripts/setup.sh to build it");
     }
     Ok(path)
 }

@@ -100,9 +100,7 @@ fn start_container(mut parent: ChildSide, image: &Path, command: &CommandLine) -
         exec::exec_command(command, image)
     })();
     // exec_command only returns on failure: report it to the parent, which prints it.
-    let failure = match result {
-        Err(failure) => failure,
-    };
+    let Err(failure) = result;
     parent.report_and_exit(failure)
 }
 // ANCHOR_END: start_container

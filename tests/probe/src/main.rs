@@ -56,7 +56,9 @@ fn hostname() -> String {
         return format!("uname failed: {}", io::Error::last_os_error());
     }
     // SAFETY: the kernel NUL-terminates nodename.
-    unsafe { std::ffi::CStr::from_ptr(name.nodename.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(name.nodename.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The workshop image carries /etc/box-image (scripts/mkrootfs.sh writes it); the host does not.
@@ -97,7 +99,9 @@ fn proc_view() -> String {
         return "not mounted".into();
     }
     let mut pids: Vec<u32> = match fs::read_dir("/proc") {
-        Ok(dir) => dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
         Err(err) => return format!("unreadable ({})", errno_name(&err)),
     };
     pids.sort_unstable();
@@ -106,7 +110,10 @@ fn proc_view() -> String {
     if count > 8 {
         return format!("{count} processes");
     }
-    format!("pids {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "))
+    format!(
+        "pids {}",
+        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+    )
 }
 
 // ANCHOR: escape
@@ -115,7 +122,11 @@ fn proc_view() -> String {
 /// climb with ".." until the host's real root, and chroot there.
 fn escape(host_file: &str) {
     let step = |what: &str, ret: libc::c_int| -> Result<(), String> {
-        if ret == 0 { Ok(()) } else { Err(format!("{what}: {}", errno_name(&io::Error::last_os_error()))) }
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(format!("{what}: {}", errno_name(&io::Error::last_os_error())))
+        }
     };
     let attempt = || -> Result<String, String> {
         let _ = fs::create_dir("/tmp/escape");

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Remove everything the workshop's steps ever left on this host: all of it is named with the
+# prefix "box-" (state directories /run/box-ID, cgroups box-ID, links box-ID, network namespaces,
+# firewall rules commented box-…). A container whose runtime is still alive is left alone.
+#   scripts/cleanup.sh          remove leftovers, saying what was removed
+#   scripts/cleanup.sh --check  only list them; exit 1 if there are any (CI's final check)
+set -uo pipefail
+PREFIX=box-
+check=0
+[ "${1:-}" = "--check" ] && check=1
+if [ "$(id -u)" -ne 0 ]; then
+    if [ "$check" = 0 ] && command -v sudo >/dev/null; then exec sudo "$0" "$@"; fi
+    echo "cleanup: error: needs root to see and remove mounts, cgroups and links" >&2
+    echo "hint: run it with sudo" >&2
+    exit 125
+fi
+
+found=0
+# Say what is left; in clean-up mode, also remove it. Usage: act "what" command...
+act() {
+    local what=$1; shift
+    found=1
+    if [ "$check" = 1 ]; then
+        echo "left behind: $what"
+    elif "$@" 2>/dev/null; then
+        echo "removed: $what"
+    else
+        echo "cleanup: could not remove $what" >&2
+    fi
+}
+
+# A container is alive while its runtime is: /run/box-ID/runtime.pid names the runtime.
+alive() {
+    local pidfile="/run/$PREFIX$1/runtime.pid"
+    [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+id_of() { local name=${1##*/}; name=${name#"$PREFIX"}; echo "${name%%[-.]*}"; }
+
+# Mounts, deepest first.
+while read -r mnt; do
+    mnt=$(printf '%b' "$mnt")
+    alive "$(id_of "$(echo "$mnt" | grep -oE "$PREFIX[^/]+" | head -n1)")" && continue
+    act "mount $mnt" umount -l "$mnt"
+done < <(awk '{print $5}' /proc/self/mountinfo | grep -E "/$PREFIX[^/]*" | sort -r)
+
+# Network namespaces and links.
+for ns in /run/netns/$PREFIX*; do
+    [ -e "$ns" ] || continue
+    alive "$(id_of "$ns")" && continue
+    act "network namespace ${ns##*/}" ip netns delete "${ns##*/}"
+done
+if command -v ip >/dev/null; then
+    for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
+        alive "$(id_of "$link")" && continue
+        act "link $link" ip link delete "$link"
+    done
+fi
+
+# Firewall rules the steps tagged with a "box-" comment.
+for tool in iptables ip6tables; do
+    command -v "$tool" >/dev/null || continue
+    for table in nat filter; do
+        while read -r rule; do
+            act "$tool -t $table rule: $rule" sh -c "$tool -t $table $(echo "$rule" | sed 's/^-A /-D /')"
+        done < <("$tool" -t "$table" -S 2>/dev/null | grep -- "--comment \"\?$PREFIX")
+    done
+done
+
+# Cgroups, deepest first: kill what is still inside, then remove the directory.
+remove_cgroup() {
+    if [ -f "$1/cgroup.procs" ]; then
+        while read -r pid; do kill -9 "$pid" 2>/dev/null; done < "$1/cgroup.procs"
+    fi
+    # The kernel needs a moment to let go of processes that were just killed.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$1" 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+while read -r cg; do
+    alive "$(id_of "$cg")" && continue
+    act "cgroup $cg" remove_cgroup "$cg"
+done < <(find /sys/fs/cgroup -mindepth 1 -type d -name "$PREFIX*" 2>/dev/null | sort -r)
+
+# State and scratch directories.
+for dir in /run/$PREFIX*; do
+    [ -e "$dir" ] || continue
+    alive "$(id_of "$dir")" && continue
+    act "directory $dir" rm -rf "$dir"
+done
+
+if [ "$found" = 0 ]; then
+    echo "cleanup: nothing left behind by the workshop"
+elif [ "$check" = 1 ]; then
+    echo "hint: scripts/cleanup.sh removes these; then find the code path that leaked them" >&2
+    exit 1
+fi
+exit 0

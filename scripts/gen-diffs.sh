@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Generate the step-to-step diffs the book shows: book/src/generated/stepNN.diff holds what
+# changed from step N-1 in every file both steps have (main.rs above all: the orchestration),
+# and lists the modules step N adds (the chapter shows those whole, by anchor).
+# The files are committed; `scripts/gen-diffs.sh --check` fails when they are stale.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+out=book/src/generated
+check=0
+[ "${1:-}" = "--check" ] && check=1
+
+generate() {
+    local dest=$1 prev="" dir
+    mkdir -p "$dest"
+    for dir in $(ls -d steps/step[0-9][0-9] | sort); do
+        if [ -n "$prev" ]; then
+            local a b step file
+            a=$(basename "$prev"); b=$(basename "$dir")
+            {
+                for file in Cargo.toml $(cd "$dir" && ls src/*.rs | sort); do
+                    if [ -f "$prev/$file" ]; then
+                        # diff exits 1 when the files differ: that is the point here.
+                        diff -u --label "$a/$file" --label "$b/$file" "$prev/$file" "$dir/$file" || true
+                    else
+                        echo "# new in $b: $file ($(wc -l < "$dir/$file") lines, shown in the chapter)"
+                    fi
+                done
+            } > "$dest/$b.diff"
+        fi
+        prev=$dir
+    done
+}
+
+if [ "$check" = 1 ]; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    generate "$tmp"
+    if ! diff -r "$out" "$tmp" >/dev/null 2>&1 && { [ -d "$out" ] || [ -n "$(ls -A "$tmp")" ]; }; then
+        echo "gen-diffs: $out is stale: run scripts/gen-diffs.sh and commit the result" >&2
+        diff -r "$out" "$tmp" | head -20 >&2 || true
+        exit 1
+    fi
+    echo "gen-diffs: $out is current"
+else
+    rm -rf "$out"
+    generate "$out"
+    echo "gen-diffs: wrote $(ls "$out" | wc -l) diffs to $out"
+fi

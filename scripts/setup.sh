@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One command to set up a Debian or Ubuntu machine for the workshop: install what is missing,
+# build the image in rootfs/, and check the host (root, kernel, cgroups, overlayfs).
+# Idempotent: the second run installs nothing and only re-checks.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+say() { echo "setup: $*"; }
+die() { echo "setup: error: $1" >&2; [ $# -lt 2 ] || echo "hint: $2" >&2; exit 1; }
+
+[ "$(uname -s)" = Linux ] || die "containers are a Linux kernel feature; this is $(uname -s)" \
+    "run the workshop in a Linux VM: see book/src/appendix-setup.md"
+
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "not root, and sudo is not installed" "run this as root, or install sudo"
+    as_root=(sudo)
+fi
+
+# What the steps and tests need, as "command-or-file package" pairs.
+missing=()
+static_busybox() {
+    local bb
+    for bb in /bin/busybox /usr/bin/busybox; do
+        [ -x "$bb" ] || continue
+        case "$(ldd "$bb" 2>&1 || true)" in *"not a dynamic executable"*|*"statically linked"*) return 0 ;; esac
+    done
+    return 1
+}
+static_busybox || missing+=(busybox-static)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v cc >/dev/null || missing+=(gcc)
+# The tests' probe is linked statically, which needs libc.a.
+if ! { command -v cc >/dev/null && [ -f "$(cc -print-file-name=libc.a)" ]; }; then missing+=(libc6-dev); fi
+command -v mount >/dev/null || missing+=(mount)
+command -v ps >/dev/null || missing+=(procps)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null; then
+        say "installing ${missing[*]}"
+        "${as_root[@]}" apt-get update -qq
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        die "missing: ${missing[*]}, and this is not a Debian/Ubuntu system" \
+            "install the equivalent packages with your distribution's package manager, then run this again"
+    fi
+fi
+
+command -v cargo >/dev/null || die "cargo is not installed" \
+    "install Rust with rustup (https://rustup.rs), open a new shell, and run scripts/setup.sh again"
+
+scripts/mkrootfs.sh
+
+# The host, as the steps will find it.
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    cgroups="v2 (unified hierarchy)"
+elif [ -d /sys/fs/cgroup/unified ] && grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mountinfo; then
+    cgroups="hybrid (v1 controllers, plus an almost empty cgroup2 at /sys/fs/cgroup/unified)"
+elif grep -q " cgroup " /proc/self/mountinfo; then
+    cgroups="v1 (legacy)"
+else
+    cgroups="none mounted (step07 will say what to do)"
+fi
+grep -qw overlay /proc/filesystems 2>/dev/null || "${as_root[@]}" modprobe overlay 2>/dev/null || true
+overlay=$(grep -qw overlay /proc/filesystems 2>/dev/null && echo yes || echo "no (step08 needs it: modprobe overlay)")
+who=$([ "$(id -u)" -eq 0 ] && echo "root" || echo "$(id -un), through sudo")
+say "host: kernel $(uname -r); cgroups $cgroups; overlayfs $overlay; steps run as $who"
+say "ready: try \`cargo run -p step01\`, and \`scripts/test.sh\` to run the tests"

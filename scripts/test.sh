@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one test command (CI runs it too): set up what is missing, build, run every test,
+# check the carried-forward modules and the generated diffs, build the book, and make sure the
+# whole run left nothing behind on the host.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+step() { echo; echo "==> $*"; }
+
+step "set-up"
+scripts/setup.sh
+
+step "format and lints"
+cargo fmt --all --check
+cargo clippy --quiet --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --quiet --workspace --locked
+
+step "tests (each runs under the leak guard)"
+mounts_before=$(mktemp)
+trap 'rm -f "$mounts_before"' EXIT
+awk '{print $5}' /proc/self/mountinfo | sort > "$mounts_before"
+# A changed snapshot fails the run and leaves a .snap.new beside it: review with `cargo insta review`.
+cargo test --workspace --locked
+
+step "steps carried forward, generated diffs"
+scripts/check-steps.sh
+scripts/gen-diffs.sh --check
+
+step "book"
+scripts/build-book.sh
+
+step "nothing left behind"
+scripts/cleanup.sh --check
+if ! awk '{print $5}' /proc/self/mountinfo | sort | diff "$mounts_before" - >/dev/null; then
+    echo "test.sh: error: the mount table changed during the tests:" >&2
+    awk '{print $5}' /proc/self/mountinfo | sort | diff "$mounts_before" - >&2 || true
+    exit 1
+fi
+echo "test.sh: all checks passed"
