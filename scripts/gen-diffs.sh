@@ -23,7 +23,7 @@ generate() {
                         # diff exits 1 when the files differ: that is the point here.
                         diff -u --label "$a/$file" --label "$b/$file" "$prev/$file" "$dir/$file" || true
                     else
-                        echo "# new in $b: $file ($(wc -l < "$dir/$file") lines, shown in the chapter)"
+                        echo "# new in $b: $file ($(wc -l < "$dir/$file") lines)"
                     fi
                 done
             } > "$dest/$b.diff"

@@ -56,9 +56,9 @@ scripts/mkrootfs.sh
 # The host, as the steps will find it.
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     cgroups="v2 (unified hierarchy)"
-elif [ -d /sys/fs/cgroup/unified ] && grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mountinfo; then
+elif [ -d /sys/fs/cgroup/unified ] && grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mounts; then
     cgroups="hybrid (v1 controllers, plus an almost empty cgroup2 at /sys/fs/cgroup/unified)"
-elif grep -q " cgroup " /proc/self/mountinfo; then
+elif grep -q " cgroup " /proc/self/mounts; then
     cgroups="v1 (legacy)"
 else
     cgroups="none mounted (step07 will say what to do)"

@@ -34,6 +34,9 @@ pub fn steps() -> &'static [u32] {
     })
 }
 
+/// The first step with `--name` (the container id that names what it creates on the host).
+pub const FIRST_STEP_WITH_NAME: u32 = 2;
+
 pub fn step_name(step: u32) -> String {
     format!("step{step:02}")
 }

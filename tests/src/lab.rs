@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::binaries::{probe_binary, step_binary, step_name, workspace};
+use crate::binaries::{probe_binary, step_binary, step_name, workspace, FIRST_STEP_WITH_NAME};
 use crate::guard::{self, Scope};
 use crate::run::{execute, Run};
 
@@ -82,12 +82,18 @@ impl Lab {
         name
     }
 
-    /// The step's command with the lab's image, a clean environment, and `args`.
+    /// The step's command with the lab's image, a clean environment, and `args`. From the
+    /// step that has `--name` on, every container gets a fresh name, so that the leak guard
+    /// knows what to look for.
     fn command(&self, step: u32, args: &[&str]) -> (Command, String) {
         let mut command = Command::new(step_binary(step));
         command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        command.arg("--rootfs").arg(&self.image).args(args);
-        // Shown as a learner types it: the lab's private copy of the image is left out.
+        command.arg("--rootfs").arg(&self.image);
+        if step >= FIRST_STEP_WITH_NAME && !args.contains(&"--name") {
+            command.arg("--name").arg(self.new_name());
+        }
+        command.args(args);
+        // Shown as a learner types it: the lab's copy of the image and the name are left out.
         (command, display_command(step, args))
     }
 
@@ -111,6 +117,25 @@ impl Lab {
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .args(args);
         execute(command, display_command(step, args), true)
+    }
+
+    /// Run the step inside a throwaway UTS namespace of the test's own, then print that
+    /// namespace's hostname (`outer hostname: …`): a step that lets the container rename its
+    /// host renames only the throwaway namespace.
+    pub fn run_in_outer_uts(&self, step: u32, args: &[&str]) -> Run {
+        let (inner, display) = self.command(step, args);
+        let mut command = Command::new("unshare");
+        command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        command.args([
+            "--uts",
+            "--",
+            "/bin/sh",
+            "-c",
+            r#""$@"; echo "outer hostname: $(hostname)""#,
+            "sh",
+        ]);
+        command.arg(inner.get_program()).args(inner.get_args());
+        execute(command, format!("unshare --uts {display}"), false)
     }
 
     /// Run the step with descriptor 7 open on a host file, as a careless parent would leave it.

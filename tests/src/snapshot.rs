@@ -13,6 +13,8 @@ pub fn settings() -> insta::Settings {
     // The lab's image, then anything else in the lab's scratch directory.
     settings.add_filter(&format!(r"{tmp}/boxtest-[A-Za-z0-9]+/rootfs"), "[ROOTFS]");
     settings.add_filter(&format!(r"{tmp}/boxtest-[A-Za-z0-9]+"), "[LAB]");
+    // The names the lab gives containers (`t` and eight hex digits), and what is named after them.
+    settings.add_filter(r"\bt[0-9a-f]{8}\b", "[ID]");
     // Host pids: three digits or more where a pid is printed. Container pids stay.
     settings.add_filter(
         r"(fork\(\) = |clone\([^)]*\) = |waitpid\(|pid: |kill\()\d{3,}",

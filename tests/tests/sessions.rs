@@ -108,3 +108,86 @@ fn step01_from_the_host() {
     let text = text.replace(&binary, "target/debug/step01");
     settings().bind(|| insta::assert_snapshot!("step01_from_the_host", text));
 }
+
+#[test]
+fn step02_hostname() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step02_hostname",
+        &[
+            lab.session(2, &["--hostname", "box", "--", "/bin/hostname"]),
+            lab.session(2, &["--", "/bin/hostname"]),
+            lab.session(
+                2,
+                &[
+                    "--hostname",
+                    "box",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "hostname renamed; hostname",
+                ],
+            ),
+            host_session("hostname", &[]),
+        ],
+    );
+}
+
+#[test]
+fn step02_trace() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step02_trace",
+        &[lab.session(2, &["--trace", "--hostname", "box", "--", "/bin/hostname"])],
+    );
+}
+
+#[test]
+fn step02_bad_input() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step02_bad_input",
+        &[
+            lab.session(2, &["--hostname", "my box", "--", "/bin/true"]),
+            lab.session(2, &["--hostname", &"x".repeat(65), "--", "/bin/true"]),
+            lab.session(2, &["--name", "My_Box", "--", "/bin/true"]),
+        ],
+    );
+}
+
+#[test]
+fn step02_from_the_host() {
+    require_root!();
+    let lab = Lab::new();
+    let running = lab.start(2, &["--hostname", "box", "--", "/bin/sleep", "30"]);
+    let container = running.wait_for_command("sleep").to_string();
+    let runtime = running.pid().to_string();
+    let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/uts")).unwrap();
+    let (host_ns, container_ns) = (namespace(&runtime), namespace(&container));
+    assert_ne!(
+        host_ns, container_ns,
+        "the container should be in a UTS namespace of its own"
+    );
+    let runs = [
+        host_session(
+            "readlink",
+            &[
+                &format!("/proc/{runtime}/ns/uts"),
+                &format!("/proc/{container}/ns/uts"),
+            ],
+        ),
+        host_session("nsenter", &["--target", &container, "--uts", "hostname"]),
+        host_session("hostname", &[]),
+        host_session("kill", &[&container]),
+    ];
+    assert_eq!(running.wait(), 128 + 15);
+    let text = transcript(&runs)
+        .replace(&container_ns.to_string_lossy().to_string(), "uts:[CONTAINER-NS]")
+        .replace(&host_ns.to_string_lossy().to_string(), "uts:[HOST-NS]")
+        .replace(&container, "[CONTAINER-PID]")
+        .replace(&runtime, "[RUNTIME-PID]");
+    settings().bind(|| insta::assert_snapshot!("step02_from_the_host", text));
+}
