@@ -89,34 +89,32 @@ fn orphans() -> Vec<i32> {
     found
 }
 
+/// The state letter of /proc/PID/stat ("pid (comm) S ..."); comm may hold spaces and ')'.
+fn state(pid: i32) -> String {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next())
+        .unwrap_or("?")
+        .to_string()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    state(pid) == "Z"
+}
+
 fn describe_process(pid: i32) -> String {
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline)
         .replace('\0', " ")
         .trim()
         .to_string();
-    // /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces, so split at the last ')'.
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let comm = stat
-        .find('(')
-        .zip(stat.rfind(')'))
-        .map(|(a, b)| &stat[a + 1..b])
-        .unwrap_or("?");
-    let state = stat
-        .rfind(')')
-        .and_then(|b| stat[b + 1..].split_whitespace().next())
-        .unwrap_or("?");
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let what = if cmdline.is_empty() {
-        comm.to_string()
+        comm.trim().to_string()
     } else {
         cmdline
     };
-    let zombie = if state == "Z" {
-        ", exited but not reaped"
-    } else {
-        ""
-    };
-    format!("process {pid} ({what}{zombie})")
+    format!("process {pid} ({what}, state {})", state(pid))
 }
 
 /// What a lab's containers could have made: its scratch directory and its container names.
@@ -138,8 +136,12 @@ pub fn leftovers(scope: &Scope) -> Vec<String> {
         }
     }
     for pid in orphans() {
-        left.push(describe_process(pid));
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // A zombie is a process that has already ended: it is only waiting for its parent,
+        // which is us because we are a subreaper (outside the tests, the host's init).
+        if !is_zombie(pid) {
+            left.push(describe_process(pid));
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
         let _ = waitpid(Pid::from_raw(pid), None);
     }
     for tag in &tags {

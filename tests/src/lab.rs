@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 use crate::binaries::{probe_binary, step_binary, step_name, workspace, FIRST_STEP_WITH_NAME};
 use crate::guard::{self, Scope};
-use crate::run::{execute, Run};
+use crate::run::{execute, read_all, Run};
 
 /// What the host-only file says; an escape that prints it has read the host's filesystem.
 pub const HOST_SECRET: &str = "host-only file, outside the image";
@@ -151,17 +151,38 @@ impl Lab {
         execute(command, format!("{display} 7<host-file"), false)
     }
 
-    /// Start the step in the background (stdout and stderr discarded), for tests that look at
-    /// a running container from the host. Wait for it with [`Running::wait`].
+    /// Start the step in the background, for tests that look at a running container from
+    /// the host. Wait for it with [`Running::wait`], which returns the run's output.
     pub fn start(&self, step: u32, args: &[&str]) -> Running {
         let (mut command, display) = self.command(step, args);
         command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child =
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child =
             guard::spawn(&mut command).unwrap_or_else(|err| panic!("failed to start {display}: {err}"));
-        Running { child, display }
+        let stdout = read_all(child.stdout.take().expect("piped stdout"));
+        let stderr = read_all(child.stderr.take().expect("piped stderr"));
+        Running {
+            child,
+            display,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Run a host shell script in which `STEP` stands for the step's command line (with the
+    /// lab's image and a fresh name), shown with `STEP` as the learner would type the step.
+    pub fn shell_session(&self, step: u32, script: &str) -> Run {
+        let (inner, _) = self.command(step, &[]);
+        let words: Vec<String> = std::iter::once(inner.get_program())
+            .chain(inner.get_args())
+            .map(|word| format!("'{}'", word.to_string_lossy()))
+            .collect();
+        let mut command = Command::new("/bin/sh");
+        command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        command.arg("-c").arg(script.replace("STEP", &words.join(" ")));
+        execute(command, script.replace("STEP", &step_name(step)), true)
     }
 
     /// What this lab's containers left on the host.
@@ -198,6 +219,8 @@ impl Drop for Lab {
 pub struct Running {
     child: Child,
     pub display: String,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
 }
 
 impl Running {
@@ -206,20 +229,25 @@ impl Running {
         self.child.id()
     }
 
-    /// The runtime's children (the container's first process, once it has forked).
-    pub fn children(&self) -> Vec<u32> {
-        let pid = self.pid();
-        let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        text.split_whitespace()
-            .filter_map(|pid| pid.parse().ok())
-            .collect()
+    /// Every process below the runtime: init, the command, what the command started.
+    pub fn descendants(&self) -> Vec<u32> {
+        let mut found = Vec::new();
+        let mut queue = vec![self.pid()];
+        while let Some(pid) = queue.pop() {
+            let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+            for child in text.split_whitespace().filter_map(|pid| pid.parse().ok()) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+        found
     }
 
-    /// Wait (up to ten seconds) until the container's first process runs `comm`; return its pid.
+    /// Wait (up to ten seconds) until a process below the runtime runs `comm`; return its pid.
     pub fn wait_for_command(&self, comm: &str) -> u32 {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            for pid in self.children() {
+            for pid in self.descendants() {
                 let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                 if name.trim() == comm {
                     return pid;
@@ -230,13 +258,27 @@ impl Running {
         panic!("{} never ran {comm}", self.display);
     }
 
-    /// Wait for the runtime to exit and return its status as a shell reports it.
-    pub fn wait(mut self) -> i32 {
+    /// Send the runtime a signal, as `kill` on the host would.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal)
+            .expect("signal the runtime");
+    }
+
+    /// Wait for the runtime to exit; its status and output as a [`Run`].
+    pub fn wait(mut self) -> Run {
         let status = self.child.wait().expect("wait for the runtime");
         guard::untrack(self.child.id());
-        status
+        let status = status
             .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        let stdout = self.stdout.join().expect("stdout reader");
+        let stderr = self.stderr.join().expect("stderr reader");
+        Run {
+            command: self.display,
+            status,
+            stdout,
+            stderr,
+        }
     }
 }
 

@@ -50,7 +50,7 @@ impl fmt::Display for Run {
     }
 }
 
-fn read_all(mut source: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+pub fn read_all(mut source: impl Read + Send + 'static) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = source.read_to_end(&mut bytes);

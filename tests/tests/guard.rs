@@ -9,8 +9,8 @@ use box_tests::{guard, require_root, Lab};
 fn guard_sees_a_process_that_outlives_its_container() {
     require_root!();
     let lab = Lab::new();
-    // step01 has no PID namespace: a background process survives the container's shell.
-    let run = lab.run(1, &["--", "/bin/sh", "-c", "sleep 30 & exit 0"]);
+    // step01 has no PID namespace: a process the command leaves behind outlives the container.
+    let run = lab.run(1, &["--", "/bin/box-probe", "linger", "30"]);
     assert_eq!(run.status, 0, "{run}");
     let left = lab.leftovers();
     assert!(

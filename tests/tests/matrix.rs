@@ -148,7 +148,7 @@ const BEHAVIOURS: &[Behaviour] = &[
             }
         },
     },
-    // step03: PID namespace (kept in order; rows follow as the steps arrive)
+    // step03: PID namespace and init
     Behaviour {
         name: "pid of the command",
         since: 3,
@@ -158,9 +158,29 @@ const BEHAVIOURS: &[Behaviour] = &[
         },
     },
     Behaviour {
+        name: "parent of the command",
+        since: 3,
+        observe: |o| match o.fact("ppid").as_str() {
+            "1" => "1 (init)".into(),
+            _ => "a host pid".into(),
+        },
+    },
+    Behaviour {
         name: "host processes (kill -0)",
         since: 3,
         observe: |o| o.fact("host process"),
+    },
+    Behaviour {
+        name: "an orphan is reaped in the container",
+        since: 3,
+        observe: |o| {
+            let run = o.lab.run(o.step, &["--", "/bin/box-probe", "orphan"]);
+            match run.stdout.trim() {
+                "orphan: reaped" => "yes".into(),
+                "orphan: left a zombie" => "no".into(),
+                _ => format!("unexpected: {}", run.all_output().trim()),
+            }
+        },
     },
     // step04: mount namespace, pivot_root, /proc
     Behaviour {

@@ -96,8 +96,8 @@ fn step01_from_the_host() {
         host_session("readlink", &[&format!("/proc/{container}/root")]),
         host_session("kill", &[&container]),
     ];
-    let status = running.wait();
-    assert_eq!(status, 128 + 15, "the container should end by SIGTERM");
+    let run = running.wait();
+    assert_eq!(run.status, 128 + 15, "the container should end by SIGTERM: {run}");
     let shell = std::process::id().to_string();
     let text = transcript(&runs)
         .replace(&container, "[CONTAINER-PID]")
@@ -183,11 +183,103 @@ fn step02_from_the_host() {
         host_session("hostname", &[]),
         host_session("kill", &[&container]),
     ];
-    assert_eq!(running.wait(), 128 + 15);
+    let run = running.wait();
+    assert_eq!(run.status, 128 + 15, "{run}");
     let text = transcript(&runs)
         .replace(&container_ns.to_string_lossy().to_string(), "uts:[CONTAINER-NS]")
         .replace(&host_ns.to_string_lossy().to_string(), "uts:[HOST-NS]")
         .replace(&container, "[CONTAINER-PID]")
         .replace(&runtime, "[RUNTIME-PID]");
     settings().bind(|| insta::assert_snapshot!("step02_from_the_host", text));
+}
+
+#[test]
+fn step03_pids() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step03_pids",
+        &[
+            lab.session(
+                3,
+                &["--", "/bin/sh", "-c", "echo \"my pid: $$, my parent: $PPID\""],
+            ),
+            lab.session(3, &["--", "/bin/sh", "-c", "kill -0 1 && echo pid 1 is here"]),
+            lab.session(3, &["--", "/bin/ps"]),
+        ],
+    );
+}
+
+#[test]
+fn step03_trace() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step03_trace",
+        &[lab.session(3, &["--trace", "--hostname", "box", "--", "/bin/echo", "hello"])],
+    );
+}
+
+#[test]
+fn step03_orphans() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step03_orphans",
+        &[lab.session(
+            3,
+            &["--trace", "--hostname", "box", "--", "/bin/box-probe", "orphan"],
+        )],
+    );
+}
+
+#[test]
+fn step03_stopping() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step03_stopping",
+        &[
+            lab.shell_session(3, "STEP -- /bin/sleep 30 & sleep 0.5; kill $!; wait $!"),
+            lab.shell_session(
+                3,
+                "STEP --stop-timeout 1 -- /bin/sh -c \"trap '' TERM; sleep 30\" & sleep 0.5; kill $!; wait $!",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn step03_from_the_host() {
+    require_root!();
+    let lab = Lab::new();
+    let running = lab.start(3, &["--", "/bin/sleep", "30"]);
+    let sleep = running.wait_for_command("sleep").to_string();
+    let runtime = running.pid().to_string();
+    let init = running.descendants()[0].to_string();
+    let runs = [
+        host_session(
+            "ps",
+            &["-o", "pid,ppid,args", "-p", &format!("{runtime},{init},{sleep}")],
+        ),
+        host_session(
+            "grep",
+            &[
+                "NSpid",
+                &format!("/proc/{init}/status"),
+                &format!("/proc/{sleep}/status"),
+            ],
+        ),
+        host_session("kill", &[&runtime]),
+    ];
+    let run = running.wait();
+    assert_eq!(run.status, 143, "{run}");
+    let binary = box_tests::binaries::step_binary(3).to_string_lossy().into_owned();
+    let text = transcript(&runs)
+        .replace(&binary, "target/debug/step03")
+        .replace(&sleep, "[SLEEP-PID]")
+        .replace(&init, "[INIT-PID]")
+        .replace(&runtime, "[RUNTIME-PID]")
+        .replace(&std::process::id().to_string(), "[SHELL-PID]");
+    settings().bind(|| insta::assert_snapshot!("step03_from_the_host", text));
 }

@@ -5,6 +5,8 @@
 //! Usage, inside the container:
 //!   box-probe report [HOST_PID]   facts about this process and what it can see
 //!   box-probe escape HOST_FILE    try the classic chroot escape, then read a file of the host
+//!   box-probe orphan              make an orphan, and see whether anyone reaps it
+//!   box-probe linger SECONDS      leave a process behind that lives on for SECONDS
 
 use std::ffi::CString;
 use std::fs;
@@ -16,8 +18,10 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("report") => report(args.get(1).and_then(|pid| pid.parse().ok())),
         Some("escape") if args.len() == 2 => escape(&args[1]),
+        Some("orphan") => orphan(),
+        Some("linger") => linger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         _ => {
-            eprintln!("usage: box-probe report [HOST_PID] | box-probe escape HOST_FILE");
+            eprintln!("usage: box-probe report [HOST_PID] | escape HOST_FILE | orphan | linger SECONDS");
             return ExitCode::from(2);
         }
     }
@@ -148,3 +152,56 @@ fn escape(host_file: &str) {
     }
 }
 // ANCHOR_END: escape
+
+/// A child forks a grandchild and exits at once, so the grandchild is an orphan. It exits 50 ms
+/// later. If nobody reaps it, it stays a zombie, and kill(pid, 0) still finds it.
+fn orphan() {
+    let mut fds = [0; 2];
+    // SAFETY: pipe fills the array we own; fork in a single-threaded program; the children
+    // only call async-signal-safe functions (fork, write, nanosleep, _exit).
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            println!("orphan: pipe failed: {}", io::Error::last_os_error());
+            return;
+        }
+        let child = libc::fork();
+        if child == 0 {
+            let grandchild = libc::fork();
+            if grandchild == 0 {
+                let nap = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 50_000_000,
+                };
+                libc::nanosleep(&nap, std::ptr::null_mut());
+                libc::_exit(0);
+            }
+            let bytes = grandchild.to_ne_bytes();
+            libc::write(fds[1], bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(0);
+        }
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+        let mut bytes = [0u8; 4];
+        libc::read(fds[0], bytes.as_mut_ptr().cast(), bytes.len());
+        let grandchild = i32::from_ne_bytes(bytes);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        if libc::kill(grandchild, 0) == 0 {
+            println!("orphan: left a zombie");
+        } else {
+            println!("orphan: reaped");
+        }
+    }
+}
+
+/// Fork a child that sleeps on after we exit: what a daemon, or a careless script, leaves.
+fn linger(seconds: u64) {
+    // SAFETY: fork in a single-threaded program; the child only sleeps and exits.
+    if unsafe { libc::fork() } == 0 {
+        // Like a daemon, let go of the terminal (or the test's pipes).
+        for fd in 0..3 {
+            unsafe { libc::close(fd) };
+        }
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+        unsafe { libc::_exit(0) };
+    }
+    println!("linger: left a process behind for {seconds}s");
+}

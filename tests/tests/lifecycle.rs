@@ -1,0 +1,102 @@
+//! How a container ends, from the step that has an init (step03) on: stopped by SIGTERM to
+//! the runtime, killed when it ignores SIGTERM, and taken down when the runtime itself dies.
+//! Every step from 3 on is checked; the leak guard then checks nothing is left.
+
+use std::time::{Duration, Instant};
+
+use box_tests::binaries::{step_name, steps};
+use box_tests::{require_root, Lab};
+use nix::sys::signal::Signal;
+
+/// The first step with a PID namespace and an init.
+const FIRST_STEP_WITH_INIT: u32 = 3;
+
+fn steps_with_init() -> impl Iterator<Item = u32> {
+    steps()
+        .iter()
+        .copied()
+        .filter(|step| *step >= FIRST_STEP_WITH_INIT)
+}
+
+fn is_running(pid: u32) -> bool {
+    std::fs::metadata(format!("/proc/{pid}")).is_ok()
+}
+
+#[test]
+fn sigterm_to_the_runtime_stops_the_container() {
+    require_root!();
+    let lab = Lab::new();
+    for step in steps_with_init() {
+        let running = lab.start(step, &["--", "/bin/sleep", "30"]);
+        running.wait_for_command("sleep");
+        running.signal(Signal::SIGTERM);
+        let run = running.wait();
+        // init passed SIGTERM on to sleep, which died of it: 128 + 15.
+        assert_eq!(run.status, 143, "{}: {run}", step_name(step));
+    }
+}
+
+#[test]
+fn a_container_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
+    require_root!();
+    let lab = Lab::new();
+    for step in steps_with_init() {
+        let running = lab.start(
+            step,
+            &[
+                "--stop-timeout",
+                "1",
+                "--",
+                "/bin/sh",
+                "-c",
+                "trap '' TERM; sleep 30",
+            ],
+        );
+        running.wait_for_command("sleep");
+        let sent = Instant::now();
+        running.signal(Signal::SIGTERM);
+        let run = running.wait();
+        let waited = sent.elapsed();
+        assert_eq!(run.status, 137, "{}: {run}", step_name(step));
+        assert!(
+            run.stderr
+                .contains("did not stop within 1s of SIGTERM: killed it"),
+            "{run}"
+        );
+        assert!(
+            waited >= Duration::from_millis(900),
+            "killed too early, after {waited:?}"
+        );
+    }
+}
+
+#[test]
+fn the_container_dies_with_its_runtime() {
+    require_root!();
+    let lab = Lab::new();
+    for step in steps_with_init() {
+        let running = lab.start(step, &["--", "/bin/sleep", "30"]);
+        let sleep = running.wait_for_command("sleep");
+        let everything = running.descendants();
+        running.signal(Signal::SIGKILL);
+        let run = running.wait();
+        assert_eq!(run.status, 137, "{run}");
+        // Init has the parent-death signal; its death ends the namespace.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while everything.iter().any(|pid| is_running(*pid) && !is_zombie(*pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !is_running(sleep) || is_zombie(sleep),
+            "{}: sleep outlived its runtime",
+            step_name(step)
+        );
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next())
+        == Some("Z")
+}
