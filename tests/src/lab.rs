@@ -138,6 +138,31 @@ impl Lab {
         execute(command, format!("unshare --uts {display}"), false)
     }
 
+    /// Run the step inside a throwaway mount namespace of the test's own, then print how many
+    /// mounts on or below the image that namespace sees (`mounts on the image: N`). The throwaway
+    /// namespace is a slave of the host's, so nothing in it can reach the host, and shared among
+    /// its own mounts, as "/" is on systemd hosts: a mount the container makes without a private
+    /// mount namespace of its own shows up in it.
+    pub fn run_in_outer_mount_ns(&self, step: u32, args: &[&str]) -> Run {
+        let (inner, display) = self.command(step, args);
+        let mut command = Command::new("unshare");
+        command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        let script = r#"mount --make-rshared / && "$@"; echo "mounts on the image: $(awk -v image="$IMAGE" '$5 == image || index($5, image "/") == 1' /proc/self/mountinfo | wc -l)""#;
+        command.env("IMAGE", &self.image);
+        command.args([
+            "--mount",
+            "--propagation",
+            "slave",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+        ]);
+        command.arg(inner.get_program()).args(inner.get_args());
+        execute(command, format!("unshare --mount {display}"), false)
+    }
+
     /// Run the step with descriptor 7 open on a host file, as a careless parent would leave it.
     pub fn run_with_inherited_fd(&self, step: u32, args: &[&str]) -> Run {
         let (inner, display) = self.command(step, args);

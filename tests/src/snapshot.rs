@@ -10,6 +10,9 @@ pub fn settings() -> insta::Settings {
     settings.set_omit_expression(true);
     let tmp = regex_escape(&std::env::temp_dir().to_string_lossy());
     let tmp = tmp.trim_end_matches('/');
+    // Paths in this checkout, as a learner reads them from the top of the workspace.
+    let workspace = regex_escape(&crate::binaries::workspace().to_string_lossy());
+    settings.add_filter(&format!(r"{workspace}/"), "");
     // The lab's image, then anything else in the lab's scratch directory.
     settings.add_filter(&format!(r"{tmp}/boxtest-[A-Za-z0-9]+/rootfs"), "[ROOTFS]");
     settings.add_filter(&format!(r"{tmp}/boxtest-[A-Za-z0-9]+"), "[LAB]");

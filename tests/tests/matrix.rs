@@ -189,6 +189,30 @@ const BEHAVIOURS: &[Behaviour] = &[
         observe: |o| o.fact("proc"),
     },
     Behaviour {
+        name: "mount points inside",
+        since: 4,
+        observe: |o| o.fact("mounts"),
+    },
+    Behaviour {
+        name: "`mount` inside reaches the host",
+        since: 4,
+        observe: |o| {
+            let script = "mount -t tmpfs scratch /tmp && echo mounted";
+            let run = o
+                .lab
+                .run_in_outer_mount_ns(o.step, &["--", "/bin/sh", "-c", script]);
+            match run
+                .stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("mounts on the image: "))
+            {
+                Some("0") => "no".into(),
+                Some(_) => "yes".into(),
+                None => format!("unexpected: {}", run.all_output().trim()),
+            }
+        },
+    },
+    Behaviour {
         name: "chroot escape to a host file",
         since: 4,
         observe: |o| {

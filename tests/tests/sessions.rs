@@ -6,6 +6,21 @@ use box_tests::lab::host_session;
 use box_tests::snapshot::settings;
 use box_tests::{require_root, Lab, Run};
 
+/// `ps` pads pid columns to the width of the pids, which differs from run to run: squeeze the
+/// spaces on lines where host pids were replaced by placeholders.
+fn squeeze_pid_columns(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.contains("-PID]") && !line.starts_with('$') {
+                line.split_whitespace().collect::<Vec<_>>().join(" ")
+            } else {
+                line.to_string()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
 /// Several runs, one after the other, as one terminal session.
 fn transcript(runs: &[Run]) -> String {
     runs.iter().map(Run::transcript).collect()
@@ -106,6 +121,7 @@ fn step01_from_the_host() {
     // The runtime's own path on this machine is not the point: show it as the learner's.
     let binary = box_tests::binaries::step_binary(1).to_string_lossy().into_owned();
     let text = text.replace(&binary, "target/debug/step01");
+    let text = squeeze_pid_columns(&text);
     settings().bind(|| insta::assert_snapshot!("step01_from_the_host", text));
 }
 
@@ -281,5 +297,75 @@ fn step03_from_the_host() {
         .replace(&init, "[INIT-PID]")
         .replace(&runtime, "[RUNTIME-PID]")
         .replace(&std::process::id().to_string(), "[SHELL-PID]");
+    let text = squeeze_pid_columns(&text);
     settings().bind(|| insta::assert_snapshot!("step03_from_the_host", text));
+}
+
+#[test]
+fn step04_inside() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step04_inside",
+        &[
+            lab.session(4, &["--", "/bin/ps"]),
+            lab.session(4, &["--", "cut", "-d", " ", "-f", "5", "/proc/self/mountinfo"]),
+            lab.session(4, &["--", "/bin/ls", "/proc/1/root/"]),
+        ],
+    );
+}
+
+#[test]
+fn step04_trace() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step04_trace",
+        &[lab.session(4, &["--trace", "--hostname", "box", "--", "/bin/echo", "hello"])],
+    );
+}
+
+#[test]
+fn step04_escape() {
+    require_root!();
+    let lab = Lab::new();
+    let host_file = lab.host_file().to_str().unwrap().to_string();
+    check(
+        "step04_escape",
+        &[lab.session(4, &["--", "/bin/box-probe", "escape", &host_file])],
+    );
+}
+
+#[test]
+fn step04_bad_image() {
+    require_root!();
+    let lab = Lab::new();
+    let bad = lab.dir().join("bad-image");
+    std::fs::create_dir_all(bad.join("bin")).unwrap();
+    std::os::unix::fs::symlink("/", bad.join("proc")).unwrap();
+    let bad = bad.to_str().unwrap().to_string();
+    check(
+        "step04_bad_image",
+        &[lab.session_without_image(4, &["--rootfs", &bad, "--", "/bin/true"])],
+    );
+}
+
+#[test]
+fn step04_from_the_host() {
+    require_root!();
+    let lab = Lab::new();
+    let running = lab.start(4, &["--", "/bin/sleep", "30"]);
+    let sleep = running.wait_for_command("sleep").to_string();
+    let runtime = running.pid().to_string();
+    let runs = [
+        host_session("nsenter", &["--target", &sleep, "--mount", "--pid", "ps"]),
+        host_session("ls", &[&format!("/proc/{sleep}/root/")]),
+        host_session("kill", &[&runtime]),
+    ];
+    let run = running.wait();
+    assert_eq!(run.status, 143, "{run}");
+    let text = transcript(&runs)
+        .replace(&sleep, "[SLEEP-PID]")
+        .replace(&runtime, "[RUNTIME-PID]");
+    settings().bind(|| insta::assert_snapshot!("step04_from_the_host", text));
 }

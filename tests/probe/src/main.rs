@@ -51,6 +51,19 @@ fn report(host_pid: Option<i32>) {
         println!("host process: {}", host_process(pid));
     }
     println!("proc: {}", proc_view());
+    println!("mounts: {}", mount_points());
+}
+
+/// Mount points this process can see (field 5 of /proc/self/mountinfo), in order.
+fn mount_points() -> String {
+    match fs::read_to_string("/proc/self/mountinfo") {
+        Ok(text) => text
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Err(_) => "unknown (no /proc)".into(),
+    }
 }
 
 fn hostname() -> String {
