@@ -62,6 +62,34 @@ struct Behaviour {
     observe: fn(&Observer) -> String,
 }
 
+/// A System V message queue on the host, removed when dropped.
+struct HostQueue {
+    key: i32,
+    id: i32,
+}
+
+impl HostQueue {
+    fn create() -> HostQueue {
+        loop {
+            let mut bytes = [0u8; 4];
+            std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut bytes).unwrap();
+            let key = i32::from_ne_bytes(bytes) & 0x7fff_ffff;
+            // SAFETY: msgget takes integers only.
+            let id = unsafe { libc::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+            if id >= 0 {
+                return HostQueue { key, id };
+            }
+        }
+    }
+}
+
+impl Drop for HostQueue {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no buffer.
+        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
 fn host_hostname() -> String {
     nix::unistd::gethostname()
         .expect("gethostname")
@@ -225,6 +253,41 @@ const BEHAVIOURS: &[Behaviour] = &[
             } else {
                 format!("unexpected: {}", run.all_output().trim())
             }
+        },
+    },
+    // step05: a safe /dev, /sys and /proc; IPC namespace
+    Behaviour {
+        name: "/dev",
+        since: 5,
+        observe: |o| o.fact("dev"),
+    },
+    Behaviour {
+        name: "kernel internals in /proc",
+        since: 5,
+        observe: |o| o.fact("proc internals"),
+    },
+    Behaviour {
+        name: "/proc/sys/kernel/core_pattern",
+        since: 5,
+        observe: |o| o.fact("core_pattern"),
+    },
+    Behaviour {
+        name: "/sys",
+        since: 5,
+        observe: |o| o.fact("sys"),
+    },
+    Behaviour {
+        name: "the host's System V message queue",
+        since: 5,
+        observe: |o| {
+            let queue = HostQueue::create();
+            let key = queue.key.to_string();
+            let run = o.lab.run(o.step, &["--", "/bin/box-probe", "ipc", &key]);
+            run.stdout
+                .trim()
+                .strip_prefix("ipc: the host's queue is ")
+                .unwrap_or(run.stdout.trim())
+                .to_string()
         },
     },
 ];

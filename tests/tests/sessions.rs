@@ -369,3 +369,50 @@ fn step04_from_the_host() {
         .replace(&runtime, "[RUNTIME-PID]");
     settings().bind(|| insta::assert_snapshot!("step04_from_the_host", text));
 }
+
+/// What chapter 5 looks at, in step 4 (the hole) and step 5 (closed). The probe's `check`
+/// reads one byte and asks access(2) whether a write would be allowed: nothing is written.
+const SAFE_VIEW_CHECKS: [&str; 6] = [
+    "/bin/box-probe",
+    "check",
+    "/proc/sys/kernel/core_pattern",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/sys/kernel",
+];
+
+fn safe_view(lab: &Lab, step: u32) -> Vec<Run> {
+    let mut args = vec!["--"];
+    args.extend(SAFE_VIEW_CHECKS);
+    vec![
+        lab.session(step, &["--", "/bin/ls", "/dev"]),
+        lab.session(step, &args),
+    ]
+}
+
+#[test]
+fn step05_the_hole() {
+    require_root!();
+    let lab = Lab::new();
+    check("step05_the_hole", &safe_view(&lab, 4));
+}
+
+#[test]
+fn step05_closed() {
+    require_root!();
+    let lab = Lab::new();
+    let mut runs = safe_view(&lab, 5);
+    let background = "sleep 0.1 & wait $! && echo 'a background job works: /dev/null exists'";
+    runs.push(lab.session(5, &["--", "/bin/sh", "-c", background]));
+    check("step05_closed", &runs);
+}
+
+#[test]
+fn step05_trace() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step05_trace",
+        &[lab.session(5, &["--trace", "--hostname", "box", "--", "/bin/true"])],
+    );
+}

@@ -7,6 +7,9 @@
 //!   box-probe escape HOST_FILE    try the classic chroot escape, then read a file of the host
 //!   box-probe orphan              make an orphan, and see whether anyone reaps it
 //!   box-probe linger SECONDS      leave a process behind that lives on for SECONDS
+//!   box-probe ipc KEY             can we see the host's System V message queue KEY?
+//!   box-probe check PATH...       for each path: does reading give anything, would a write be
+//!                                 allowed (asked with access(2): nothing is written)
 
 use std::ffi::CString;
 use std::fs;
@@ -19,9 +22,13 @@ fn main() -> ExitCode {
         Some("report") => report(args.get(1).and_then(|pid| pid.parse().ok())),
         Some("escape") if args.len() == 2 => escape(&args[1]),
         Some("orphan") => orphan(),
+        Some("ipc") if args.len() == 2 => ipc(&args[1]),
+        Some("check") => args[1..].iter().for_each(|path| check(path)),
         Some("linger") => linger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         _ => {
-            eprintln!("usage: box-probe report [HOST_PID] | escape HOST_FILE | orphan | linger SECONDS");
+            eprintln!(
+                "usage: box-probe report [HOST_PID] | escape HOST_FILE | orphan | linger SECONDS | ipc KEY"
+            );
             return ExitCode::from(2);
         }
     }
@@ -52,6 +59,114 @@ fn report(host_pid: Option<i32>) {
     }
     println!("proc: {}", proc_view());
     println!("mounts: {}", mount_points());
+    println!("dev: {}", dev_listing());
+    println!("proc internals: {}", proc_internals());
+    println!("core_pattern: {}", writable("/proc/sys/kernel/core_pattern"));
+    println!("sys: {}", sys_view());
+}
+
+fn dev_listing() -> String {
+    let mut names: Vec<String> = match fs::read_dir("/dev") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect(),
+        Err(err) => return format!("unreadable ({})", errno_name(&err)),
+    };
+    names.sort();
+    if names.is_empty() {
+        "empty".into()
+    } else {
+        names.join(" ")
+    }
+}
+
+/// Kernel internals that runtimes mask: which of them show anything here?
+fn proc_internals() -> String {
+    if fs::metadata("/proc/self").is_err() {
+        return "no /proc".into();
+    }
+    let readable: Vec<&str> = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ]
+    .into_iter()
+    .filter(|path| {
+        let mut buf = [0u8; 1];
+        fs::File::open(path)
+            .and_then(|mut f| io::Read::read(&mut f, &mut buf))
+            .is_ok_and(|n| n > 0)
+    })
+    .collect();
+    if readable.is_empty() {
+        "hidden".into()
+    } else {
+        format!("readable: {}", readable.join(" "))
+    }
+}
+
+fn check(path: &str) {
+    if fs::symlink_metadata(path).is_err() {
+        println!("{path}: absent");
+        return;
+    }
+    let mut buf = [0u8; 1];
+    let content = match fs::File::open(path).and_then(|mut f| io::Read::read(&mut f, &mut buf)) {
+        Ok(0) => "empty".to_string(),
+        Ok(_) => "has content".to_string(),
+        Err(err) if err.raw_os_error() == Some(libc::EISDIR) => "a directory".to_string(),
+        Err(err) => format!("unreadable ({})", errno_name(&err)),
+    };
+    println!("{path}: {content}, {}", writable(path));
+}
+
+/// Would a write be allowed? access(2) answers without writing anything.
+fn writable(path: &str) -> String {
+    let c_path = CString::new(path).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0 {
+        return "writable".into();
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EROFS) => "read-only".into(),
+        Some(libc::ENOENT) => "absent".into(),
+        _ => format!("not writable ({})", errno_name(&io::Error::last_os_error())),
+    }
+}
+
+fn sys_view() -> String {
+    if fs::metadata("/sys/kernel").is_err() {
+        return "not mounted".into();
+    }
+    let c_path = CString::new("/sys").unwrap();
+    // SAFETY: statvfs fills the struct we own.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return format!("statvfs failed: {}", io::Error::last_os_error());
+    }
+    if stat.f_flag & libc::ST_RDONLY != 0 {
+        "read-only".into()
+    } else {
+        "writable".into()
+    }
+}
+
+/// msgget(KEY, 0) finds a queue only if it exists in our IPC namespace.
+fn ipc(key: &str) {
+    let Ok(key) = key.parse::<i32>() else {
+        println!("ipc: bad key {key}");
+        return;
+    };
+    // SAFETY: msgget takes integers only.
+    if unsafe { libc::msgget(key, 0) } >= 0 {
+        println!("ipc: the host's queue is visible");
+    } else {
+        println!(
+            "ipc: the host's queue is invisible ({})",
+            errno_name(&io::Error::last_os_error())
+        );
+    }
 }
 
 /// Mount points this process can see (field 5 of /proc/self/mountinfo), in order.
