@@ -290,6 +290,55 @@ const BEHAVIOURS: &[Behaviour] = &[
                 .to_string()
         },
     },
+    // step06: capabilities, no_new_privs, seccomp
+    Behaviour {
+        name: "effective capabilities",
+        since: 6,
+        observe: |o| o.fact("capabilities"),
+    },
+    Behaviour {
+        name: "no_new_privs",
+        since: 6,
+        observe: |o| o.fact("no_new_privs"),
+    },
+    Behaviour {
+        name: "seccomp mode",
+        since: 6,
+        observe: |o| match o.fact("seccomp").as_str() {
+            "0" => "0 (off)".into(),
+            "2" => "2 (filter)".into(),
+            other => other.into(),
+        },
+    },
+    Behaviour {
+        name: "mount(2) inside",
+        since: 6,
+        observe: |o| {
+            // In a throwaway mount namespace: in the steps without one of their own, the tmpfs
+            // (undone at once by the probe) would otherwise land in the host's mount table.
+            let run = o
+                .lab
+                .run_in_outer_mount_ns(o.step, &["--", "/bin/box-probe", "try", "mount"]);
+            run.stdout
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("mount: "))
+                .unwrap_or("no answer")
+                .to_string()
+        },
+    },
+    Behaviour {
+        name: "unshare(2) inside",
+        since: 6,
+        observe: |o| {
+            let run = o.lab.run(o.step, &["--", "/bin/box-probe", "try", "unshare"]);
+            run.stdout
+                .trim()
+                .strip_prefix("unshare: ")
+                .unwrap_or("no answer")
+                .to_string()
+        },
+    },
 ];
 
 fn render(steps: &[u32], cells: &[Vec<String>]) -> String {

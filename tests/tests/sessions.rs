@@ -416,3 +416,92 @@ fn step05_trace() {
         &[lab.session(5, &["--trace", "--hostname", "box", "--", "/bin/true"])],
     );
 }
+
+/// Undo a mask from chapter 5, in the container's own mount namespace: harmless to the host.
+const UNMASK: &str = "umount /proc/keys; /bin/box-probe check /proc/keys";
+
+#[test]
+fn step06_the_hole() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step06_the_hole",
+        &[lab.session(5, &["--", "/bin/sh", "-c", UNMASK])],
+    );
+}
+
+#[test]
+fn step06_closed() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step06_closed",
+        &[
+            lab.session(6, &["--", "/bin/sh", "-c", UNMASK]),
+            lab.session(
+                6,
+                &[
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
+                ],
+            ),
+            lab.session(
+                6,
+                &[
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "mount -t tmpfs scratch /mnt; unshare --uts true; echo still here",
+                ],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn step06_capability_flags() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step06_capability_flags",
+        &[
+            lab.session(6, &["--", "/bin/chown", "nobody", "/tmp"]),
+            lab.session(6, &["--cap-drop", "CHOWN", "--", "/bin/chown", "nobody", "/tmp"]),
+            lab.session(
+                6,
+                &[
+                    "--cap-drop",
+                    "ALL",
+                    "--",
+                    "/bin/grep",
+                    "CapEff",
+                    "/proc/self/status",
+                ],
+            ),
+            lab.session(
+                6,
+                &[
+                    "--cap-add",
+                    "SYS_ADMIN",
+                    "--",
+                    "/bin/grep",
+                    "CapEff",
+                    "/proc/self/status",
+                ],
+            ),
+            lab.session(6, &["--cap-add", "SUPERPOWERS", "--", "/bin/true"]),
+        ],
+    );
+}
+
+#[test]
+fn step06_trace() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step06_trace",
+        &[lab.session(6, &["--trace", "--hostname", "box", "--", "/bin/true"])],
+    );
+}

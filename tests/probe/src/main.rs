@@ -8,6 +8,8 @@
 //!   box-probe orphan              make an orphan, and see whether anyone reaps it
 //!   box-probe linger SECONDS      leave a process behind that lives on for SECONDS
 //!   box-probe ipc KEY             can we see the host's System V message queue KEY?
+//!   box-probe try mount|unshare   try a privileged call (a tmpfs on /tmp, undone at once; a
+//!                                 new UTS namespace for the probe alone) and say if it worked
 //!   box-probe check PATH...       for each path: does reading give anything, would a write be
 //!                                 allowed (asked with access(2): nothing is written)
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         Some("escape") if args.len() == 2 => escape(&args[1]),
         Some("orphan") => orphan(),
         Some("ipc") if args.len() == 2 => ipc(&args[1]),
+        Some("try") if args.len() == 2 => try_call(&args[1]),
         Some("check") => args[1..].iter().for_each(|path| check(path)),
         Some("linger") => linger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         _ => {
@@ -63,6 +66,72 @@ fn report(host_pid: Option<i32>) {
     println!("proc internals: {}", proc_internals());
     println!("core_pattern: {}", writable("/proc/sys/kernel/core_pattern"));
     println!("sys: {}", sys_view());
+    println!("capabilities: {}", effective_capabilities());
+    // SAFETY (both): prctl with integer arguments only.
+    println!("no_new_privs: {}", unsafe {
+        libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+    });
+    println!("seccomp: {}", unsafe {
+        libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0)
+    });
+}
+
+/// How many capabilities are in our effective set (capget(2), no /proc needed).
+fn effective_capabilities() -> String {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    }; // _LINUX_CAPABILITY_VERSION_3
+    let mut data = [Data::default(); 2];
+    // SAFETY: both pointers are to values we own, of the layout capget(2) expects.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return format!("capget failed: {}", io::Error::last_os_error());
+    }
+    let count = data[0].effective.count_ones() + data[1].effective.count_ones();
+    format!("{count}")
+}
+
+fn try_call(what: &str) {
+    let c = |text: &str| CString::new(text).unwrap();
+    let result = match what {
+        // SAFETY: valid NUL-terminated strings; a null data pointer is allowed.
+        "mount" => unsafe {
+            let rc = libc::mount(
+                c("tmpfs").as_ptr(),
+                c("/tmp").as_ptr(),
+                c("tmpfs").as_ptr(),
+                0,
+                std::ptr::null(),
+            );
+            if rc == 0 {
+                libc::umount(c("/tmp").as_ptr());
+            }
+            rc
+        },
+        // SAFETY: unshare takes flags only; the new namespace is the probe's alone.
+        "unshare" => unsafe { libc::unshare(libc::CLONE_NEWUTS) },
+        _ => {
+            println!("{what}: unknown call");
+            return;
+        }
+    };
+    if result == 0 {
+        println!("{what}: allowed");
+    } else {
+        println!("{what}: refused ({})", errno_name(&io::Error::last_os_error()));
+    }
 }
 
 fn dev_listing() -> String {
