@@ -29,29 +29,37 @@ act() {
     fi
 }
 
-# A container is alive while its runtime is: /run/box-ID/runtime.pid names the runtime.
+# A container is alive while its runtime is: /run/box-ID/runtime.pid names the runtime. A
+# resource belongs to container ID when it is named box-ID or box-ID-something.
+live_ids=()
+for state in /run/$PREFIX*; do
+    [ -f "$state/runtime.pid" ] || continue
+    kill -0 "$(cat "$state/runtime.pid")" 2>/dev/null && live_ids+=("${state##*/}")
+done
 alive() {
-    local pidfile="/run/$PREFIX$1/runtime.pid"
-    [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+    local name=${1##*/} id
+    for id in "${live_ids[@]}"; do
+        [ "$name" = "$id" ] || [ "${name#"$id"-}" != "$name" ] && return 0
+    done
+    return 1
 }
-id_of() { local name=${1##*/}; name=${name#"$PREFIX"}; echo "${name%%[-.]*}"; }
 
 # Mounts, deepest first.
 while read -r mnt; do
     mnt=$(printf '%b' "$mnt")
-    alive "$(id_of "$(echo "$mnt" | grep -oE "$PREFIX[^/]+" | head -n1)")" && continue
+    alive "$(echo "$mnt" | grep -oE "$PREFIX[^/]+" | head -n1)" && continue
     act "mount $mnt" umount -l "$mnt"
 done < <(awk '{print $5}' /proc/self/mountinfo | grep -E "/$PREFIX[^/]*" | sort -r)
 
 # Network namespaces and links.
 for ns in /run/netns/$PREFIX*; do
     [ -e "$ns" ] || continue
-    alive "$(id_of "$ns")" && continue
+    alive "$ns" && continue
     act "network namespace ${ns##*/}" ip netns delete "${ns##*/}"
 done
 if command -v ip >/dev/null; then
     for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
-        alive "$(id_of "$link")" && continue
+        alive "$link" && continue
         act "link $link" ip link delete "$link"
     done
 fi
@@ -76,14 +84,14 @@ remove_cgroup() {
     return 1
 }
 while read -r cg; do
-    alive "$(id_of "$cg")" && continue
+    alive "$cg" && continue
     act "cgroup $cg" remove_cgroup "$cg"
 done < <(find /sys/fs/cgroup -mindepth 1 -type d -name "$PREFIX*" 2>/dev/null | sort -r)
 
 # State and scratch directories.
 for dir in /run/$PREFIX*; do
     [ -e "$dir" ] || continue
-    alive "$(id_of "$dir")" && continue
+    alive "$dir" && continue
     act "directory $dir" rm -rf "$dir"
 done
 

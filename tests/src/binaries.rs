@@ -114,3 +114,31 @@ pub fn probe_binary() -> PathBuf {
         })
         .clone()
 }
+
+/// On a cgroup v2 host run by systemd, the words that start a step in a delegated scope of its
+/// own (as scripts/as-root does for `cargo run`): cgroup v2 lets step 7 switch controllers on
+/// for its containers only from a cgroup it is alone in, and each test's runtime must be.
+/// `systemd-run --scope` execs the command in place, so the runtime's pid is the child's.
+pub fn scope_prefix() -> &'static [&'static str] {
+    static PREFIX: OnceLock<Vec<&'static str>> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let systemd = Path::new("/run/systemd/system").is_dir();
+        let has_systemd_run = ["/usr/bin/systemd-run", "/bin/systemd-run"]
+            .iter()
+            .any(|p| Path::new(p).exists());
+        if v2 && systemd && has_systemd_run && std::env::var_os("BOX_NO_SCOPE").is_none() {
+            vec![
+                "systemd-run",
+                "--quiet",
+                "--collect",
+                "--scope",
+                "-p",
+                "Delegate=yes",
+                "--",
+            ]
+        } else {
+            Vec::new()
+        }
+    })
+}

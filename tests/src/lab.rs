@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::binaries::{probe_binary, step_binary, step_name, workspace, FIRST_STEP_WITH_NAME};
+use crate::binaries::{probe_binary, scope_prefix, step_binary, step_name, workspace, FIRST_STEP_WITH_NAME};
 use crate::guard::{self, Scope};
 use crate::run::{execute, read_all, Run};
 
@@ -68,6 +68,11 @@ impl Lab {
         &self.host_file
     }
 
+    /// The names this lab has given its containers so far, newest last.
+    pub fn names(&self) -> Vec<String> {
+        self.names.lock().unwrap().clone()
+    }
+
     /// A container name no other test uses, recorded so the leak guard looks for it.
     pub fn new_name(&self) -> String {
         let mut bytes = [0u8; 4];
@@ -86,7 +91,14 @@ impl Lab {
     /// step that has `--name` on, every container gets a fresh name, so that the leak guard
     /// knows what to look for.
     fn command(&self, step: u32, args: &[&str]) -> (Command, String) {
-        let mut command = Command::new(step_binary(step));
+        let mut command = match scope_prefix() {
+            [] => Command::new(step_binary(step)),
+            [program, words @ ..] => {
+                let mut command = Command::new(program);
+                command.args(words).arg(step_binary(step));
+                command
+            }
+        };
         command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         command.arg("--rootfs").arg(&self.image);
         if step >= FIRST_STEP_WITH_NAME && !args.contains(&"--name") {
@@ -210,6 +222,12 @@ impl Lab {
         execute(command, script.replace("STEP", &step_name(step)), true)
     }
 
+    /// The cgroups a running step (07 and later) recorded in /run/box-NAME/cgroups.
+    pub fn recorded_cgroups(name: &str) -> Vec<PathBuf> {
+        let text = fs::read_to_string(format!("/run/box-{name}/cgroups")).unwrap_or_default();
+        text.lines().map(PathBuf::from).collect()
+    }
+
     /// What this lab's containers left on the host.
     pub fn leftovers(&self) -> Vec<String> {
         let names = self.names.lock().unwrap().clone();
@@ -311,32 +329,38 @@ impl Running {
 pub fn host_session(program: &str, args: &[&str]) -> Run {
     let mut command = Command::new(program);
     command.args(args);
-    let shown = std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ");
-    execute(command, shown, true)
+    execute(
+        command,
+        shell_words(std::iter::once(program).chain(args.iter().copied())),
+        true,
+    )
 }
 
-/// The command line as a learner would type it in a shell, quoted where the shell needs it.
-fn display_command(step: u32, args: &[&str]) -> String {
+/// Words as a shell needs them typed: quoted where they hold anything but plain characters.
+pub fn shell_words<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
     let plain = |arg: &str| {
         !arg.is_empty()
             && arg
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_./=:,[]".contains(c))
     };
-    let quoted = args.iter().map(|arg| {
-        if plain(arg) {
-            arg.to_string()
-        } else {
-            format!("'{}'", arg.replace('\'', r"'\''"))
-        }
-    });
-    std::iter::once(step_name(step))
-        .chain(quoted)
+    words
+        .into_iter()
+        .map(|arg| {
+            if plain(arg) {
+                arg.to_string()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The command line as a learner would type it in a shell, quoted where the shell needs it.
+fn display_command(step: u32, args: &[&str]) -> String {
+    let name = step_name(step);
+    shell_words(std::iter::once(name.as_str()).chain(args.iter().copied()))
 }
 
 /// Copy a directory tree, keeping symlinks as symlinks (busybox's applets are symlinks).

@@ -91,6 +91,19 @@ fn the_container_dies_with_its_runtime() {
             "{}: sleep outlived its runtime",
             step_name(step)
         );
+        // What the killed runtime could not remove (cgroups, from step07 on), the next run
+        // of the step sweeps.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !lab.leftovers().is_empty() && Instant::now() < deadline {
+            let run = lab.run(step, &["--", "/bin/true"]);
+            assert_eq!(run.status, 0, "{run}");
+        }
+        assert_eq!(
+            lab.leftovers(),
+            Vec::<String>::new(),
+            "{}: not swept",
+            step_name(step)
+        );
     }
 }
 

@@ -45,6 +45,18 @@ impl Observer<'_> {
             .to_string()
     }
 
+    /// Run `command`, with `limit` flags in the steps that have cgroups (and without them in the
+    /// steps before, which do not know the flags: their column shows what no limit does).
+    fn run_with_limit(&self, limit: &[&str], command: &[&str]) -> box_tests::Run {
+        let mut args: Vec<&str> = Vec::new();
+        if self.step >= FIRST_STEP_WITH_CGROUPS {
+            args.extend(limit);
+        }
+        args.push("--");
+        args.extend(command);
+        self.lab.run(self.step, &args)
+    }
+
     /// The exit status of `sh -c SCRIPT` in the container.
     fn status_of(&self, script: &str) -> String {
         self.lab
@@ -53,6 +65,9 @@ impl Observer<'_> {
             .to_string()
     }
 }
+
+/// The first step with `--memory`, `--pids` and `--cpus`.
+const FIRST_STEP_WITH_CGROUPS: u32 = 7;
 
 struct Behaviour {
     /// What is observed, as the row's title.
@@ -337,6 +352,36 @@ const BEHAVIOURS: &[Behaviour] = &[
                 .strip_prefix("unshare: ")
                 .unwrap_or("no answer")
                 .to_string()
+        },
+    },
+    // step07: cgroups
+    Behaviour {
+        name: "cgroup",
+        since: 7,
+        observe: |o| o.fact("cgroup"),
+    },
+    Behaviour {
+        name: "children it can start (`--pids 16` from step07)",
+        since: 7,
+        observe: |o| {
+            let run = o.run_with_limit(&["--pids", "16"], &["/bin/box-probe", "forks", "40"]);
+            run.stdout
+                .trim()
+                .strip_prefix("forks: ")
+                .unwrap_or(run.stdout.trim())
+                .to_string()
+        },
+    },
+    Behaviour {
+        name: "a 256 MiB hog (`--memory 32m` from step07)",
+        since: 7,
+        observe: |o| {
+            let run = o.run_with_limit(&["--memory", "32m"], &["/bin/box-probe", "hog", "256"]);
+            match (run.status, run.stderr.contains("ran out of memory")) {
+                (0, _) => "survives".into(),
+                (137, true) => "OOM-killed, reported".into(),
+                (status, _) => format!("exit status {status}"),
+            }
         },
     },
 ];

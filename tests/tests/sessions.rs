@@ -505,3 +505,100 @@ fn step06_trace() {
         &[lab.session(6, &["--trace", "--hostname", "box", "--", "/bin/true"])],
     );
 }
+
+#[test]
+fn step07_limits() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step07_limits",
+        &[
+            lab.session(7, &["--memory", "32m", "--", "/bin/box-probe", "hog", "256"]),
+            lab.session(
+                7,
+                &[
+                    "--pids",
+                    "16",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "for i in $(seq 20); do sleep 1 & done; wait",
+                ],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn step07_bad_input() {
+    require_root!();
+    let lab = Lab::new();
+    let runs: Vec<Run> = [
+        ["--memory", "0"],
+        ["--memory", "12x"],
+        ["--memory", "1m"],
+        ["--pids", "1"],
+        ["--cpus", "64"],
+        ["--cpus", "half"],
+    ]
+    .iter()
+    .map(|flag| lab.session(7, &[flag[0], flag[1], "--", "/bin/true"]))
+    .collect();
+    check("step07_bad_input", &runs);
+}
+
+#[test]
+fn step07_trace() {
+    require_root!();
+    let lab = Lab::new();
+    let args = [
+        "--trace",
+        "--hostname",
+        "box",
+        "--memory",
+        "32m",
+        "--pids",
+        "16",
+        "--cpus",
+        "0.5",
+        "--",
+        "/bin/true",
+    ];
+    check("step07_trace", &[lab.session(7, &args)]);
+}
+
+#[test]
+fn step07_from_the_host() {
+    require_root!();
+    let lab = Lab::new();
+    let running = lab.start(7, &["--pids", "16", "--", "/bin/sleep", "30"]);
+    let sleep = running.wait_for_command("sleep").to_string();
+    let name = lab.names().last().cloned().unwrap();
+    let pids_dir = Lab::recorded_cgroups(&name)
+        .into_iter()
+        .find(|dir| dir.join("pids.max").exists())
+        .expect("a cgroup with the pids controller");
+    let pids_max = pids_dir.join("pids.max").display().to_string();
+    let pids_current = pids_dir.join("pids.current").display().to_string();
+    let runs = [
+        host_session("cat", &[&format!("/run/box-{name}/cgroups")]),
+        host_session("grep", &["pids", &format!("/proc/{sleep}/cgroup")]),
+        host_session("cat", &[&pids_max, &pids_current]),
+        host_session("sh", &["-c", &format!("echo 20 > {pids_max}; cat {pids_max}")]),
+        host_session("kill", &[&running.pid().to_string()]),
+    ];
+    let run = running.wait();
+    assert_eq!(run.status, 143, "{run}");
+    let text = transcript(&runs)
+        .replace(&sleep, "[SLEEP-PID]")
+        .replace(&run_pid_placeholder(&runs), "[RUNTIME-PID]");
+    settings().bind(|| insta::assert_snapshot!("step07_from_the_host", text));
+}
+
+/// The runtime's pid as the last `kill` of a from-the-host session shows it.
+fn run_pid_placeholder(runs: &[Run]) -> String {
+    runs.last()
+        .and_then(|run| run.command.strip_prefix("kill "))
+        .unwrap_or("")
+        .to_string()
+}

@@ -10,6 +10,9 @@
 //!   box-probe ipc KEY             can we see the host's System V message queue KEY?
 //!   box-probe try mount|unshare   try a privileged call (a tmpfs on /tmp, undone at once; a
 //!                                 new UTS namespace for the probe alone) and say if it worked
+//!   box-probe forks N             start N children (each sleeps 2 s); say how many started
+//!   box-probe hog MIB             allocate and touch MIB mebibytes, then say so
+//!   box-probe spin SECONDS        keep one CPU busy for SECONDS
 //!   box-probe check PATH...       for each path: does reading give anything, would a write be
 //!                                 allowed (asked with access(2): nothing is written)
 
@@ -26,6 +29,9 @@ fn main() -> ExitCode {
         Some("orphan") => orphan(),
         Some("ipc") if args.len() == 2 => ipc(&args[1]),
         Some("try") if args.len() == 2 => try_call(&args[1]),
+        Some("forks") => forks(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(40)),
+        Some("hog") => hog(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(64)),
+        Some("spin") => spin(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1.0)),
         Some("check") => args[1..].iter().for_each(|path| check(path)),
         Some("linger") => linger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         _ => {
@@ -74,6 +80,7 @@ fn report(host_pid: Option<i32>) {
     println!("seccomp: {}", unsafe {
         libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0)
     });
+    println!("cgroup: {}", own_cgroup());
 }
 
 /// How many capabilities are in our effective set (capget(2), no /proc needed).
@@ -401,4 +408,70 @@ fn linger(seconds: u64) {
         unsafe { libc::_exit(0) };
     }
     println!("linger: left a process behind for {seconds}s");
+}
+
+/// Our cgroup's name in the pids hierarchy (v1) or the unified one (v2): its last component.
+fn own_cgroup() -> String {
+    let Ok(text) = fs::read_to_string("/proc/self/cgroup") else {
+        return "unknown (no /proc)".into();
+    };
+    let line = text
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == "pids"))
+        })
+        .or_else(|| text.lines().find(|l| l.starts_with("0::")));
+    match line.and_then(|l| l.rsplit('/').next()) {
+        Some(name) if name.starts_with("box-") => "own (box-ID)".into(),
+        Some(_) => "the runtime's".into(),
+        None => "unknown".into(),
+    }
+}
+
+/// Start up to `n` children that sleep, and count how many the kernel allowed.
+fn forks(n: u32) {
+    let mut started = 0;
+    let mut refusal = String::new();
+    for _ in 0..n {
+        // SAFETY: the child only sleeps and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                unsafe { libc::_exit(0) };
+            }
+            -1 => {
+                let err = io::Error::last_os_error();
+                refusal = match err.raw_os_error() {
+                    Some(libc::EAGAIN) => " (EAGAIN)".to_string(),
+                    _ => format!(" ({err})"),
+                };
+                break;
+            }
+            _ => started += 1,
+        }
+    }
+    println!("forks: {started} of {n}{refusal}");
+    // SAFETY: reap every child we started.
+    while unsafe { libc::wait(std::ptr::null_mut()) } > 0 {}
+}
+
+/// Allocate `mib` MiB and write to every page, so the memory is really used.
+fn hog(mib: usize) {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..mib {
+        chunks.push(vec![1u8; 1 << 20]);
+    }
+    println!("hog: holding {} MiB", chunks.len());
+}
+
+/// Keep one CPU busy for `seconds`.
+fn spin(seconds: f64) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let mut x: u64 = 0;
+    while std::time::Instant::now() < end {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    println!("spin: done ({})", x % 2);
 }
