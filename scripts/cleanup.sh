@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Remove everything the workshop's steps ever left on this host: all of it is named with the
-# prefix "box-" (state directories /run/box-ID, cgroups box-ID, links box-ID, network namespaces,
-# firewall rules commented box-…). A container whose runtime is still alive is left alone.
+# prefix "box-" (state directories /run/box-ID, scratch areas /var/tmp/box-ID, cgroups box-ID,
+# links box-ID, network namespaces, firewall rules commented box-…). A container whose runtime is still alive is left alone.
 #   scripts/cleanup.sh          remove leftovers, saying what was removed
 #   scripts/cleanup.sh --check  only list them; exit 1 if there are any (CI's final check)
 set -uo pipefail
@@ -89,7 +89,7 @@ while read -r cg; do
 done < <(find /sys/fs/cgroup -mindepth 1 -type d -name "$PREFIX*" 2>/dev/null | sort -r)
 
 # State and scratch directories.
-for dir in /run/$PREFIX*; do
+for dir in /run/$PREFIX* /var/tmp/$PREFIX*; do
     [ -e "$dir" ] || continue
     alive "$dir" && continue
     act "directory $dir" rm -rf "$dir"

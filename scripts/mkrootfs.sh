@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build the workshop's image in rootfs/: a static busybox, its applet links, and the few files a
-# container expects (/etc/passwd, /etc/group, /etc/hostname, empty /proc /sys /dev /tmp).
-# Works offline. Usage: scripts/mkrootfs.sh [--force] [BUSYBOX]
+# container expects (/etc/passwd, /etc/group, /etc/hostname, empty /proc /sys /dev /tmp); and a
+# second layer in layers/web/ that step 8 puts on top of it (a web page and a script that serves
+# it with busybox's httpd). Works offline. Usage: scripts/mkrootfs.sh [--force] [BUSYBOX]
 set -euo pipefail
 
 # Bump when the recipe below changes, so an older image is rebuilt.
-RECIPE_VERSION=1
+RECIPE_VERSION=2
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 out="$top/rootfs"
@@ -35,7 +36,7 @@ esac
 
 version=$({ "$busybox" 2>&1 || true; } | sed -n "1s/ multi-call binary.*//p")
 stamp="recipe $RECIPE_VERSION, $version from $busybox"
-if [ "$force" = 0 ] && [ -f "$marker" ] && [ "$(sed -n 2p "$marker")" = "$stamp" ]; then
+if [ "$force" = 0 ] && [ -f "$marker" ] && [ "$(sed -n 2p "$marker")" = "$stamp" ] && [ -d "$top/layers/web" ]; then
     echo "mkrootfs: $out is up to date ($version)"
     exit 0
 fi
@@ -72,6 +73,24 @@ cat > "$out/etc/hosts" <<'HOSTS'
 ::1	localhost
 HOSTS
 
+# A second layer, for step 8 and step 10: only what it adds to the base image.
+web="$top/layers/web"
+rm -rf "$web"
+mkdir -p "$web/var/www" "$web/usr/local/bin" "$web/etc"
+cat > "$web/var/www/index.html" <<'HTML'
+<!doctype html>
+<title>Hello from a container</title>
+<h1>Hello from a container</h1>
+<p>This page is in the image's second layer (layers/web), served by busybox httpd.</p>
+HTML
+cat > "$web/usr/local/bin/serve" <<'SERVE'
+#!/bin/sh
+# Serve /var/www on port ${PORT:-80} in the foreground, logging each request.
+exec httpd -f -v -p "${PORT:-80}" -h /var/www
+SERVE
+chmod 0755 "$web/usr/local/bin/serve"
+echo "web layer: a page in /var/www and /usr/local/bin/serve" > "$web/etc/box-layer"
+
 # The marker says what built the image; the tests' probe also uses it to tell "/" is the image.
 printf 'box workshop image, built by scripts/mkrootfs.sh\n%s\n' "$stamp" > "$marker"
-echo "mkrootfs: done: $(find "$out" -type l | wc -l) applet links, $(du -sh "$out" | cut -f1)"
+echo "mkrootfs: done: $(find "$out" -type l | wc -l) applet links, $(du -sh "$out" | cut -f1); layer $web"

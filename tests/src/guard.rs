@@ -4,7 +4,8 @@
 //! - mounts below the test's scratch directory, or named after one of its containers;
 //! - processes: the test process is a child subreaper (PR_SET_CHILD_SUBREAPER), so a container
 //!   process that outlives its runtime is re-parented to it and shows up as an orphan;
-//! - `/run/box-NAME` state directories, `box-NAME` cgroups, links and network namespaces.
+//! - `/run/box-NAME` state and `/var/tmp/box-NAME` scratch directories, `box-NAME` cgroups,
+//!   links and network namespaces.
 //!
 //! Tests run concurrently, so each lab only looks for the names it used itself. An orphan
 //! cannot say which runtime it came from; whichever test sees it first reports it (either way
@@ -123,8 +124,9 @@ pub struct Scope<'a> {
     pub names: &'a [String],
 }
 
-/// Everything in scope that is still on the host, described one item per line. Orphans are
-/// killed and reaped as they are found, so one leak does not break the next test.
+/// Everything in scope that is still on the host, described one item per line. What is found
+/// is also removed (orphans killed and reaped, directories and empty cgroups removed), so one
+/// leak does not break the next test.
 pub fn leftovers(scope: &Scope) -> Vec<String> {
     let mut left = Vec::new();
     let tags: Vec<String> = scope.names.iter().map(|name| format!("{PREFIX}{name}")).collect();
@@ -145,9 +147,16 @@ pub fn leftovers(scope: &Scope) -> Vec<String> {
         let _ = waitpid(Pid::from_raw(pid), None);
     }
     for tag in &tags {
+        // Reported, then removed, so one failing test does not fail the ones after it.
         let state = Path::new("/run").join(tag);
         if state.exists() {
             left.push(format!("state directory: {}", state.display()));
+            let _ = fs::remove_dir_all(&state);
+        }
+        let scratch = Path::new("/var/tmp").join(tag);
+        if scratch.exists() {
+            left.push(format!("scratch directory: {}", scratch.display()));
+            let _ = fs::remove_dir_all(&scratch);
         }
         let netns = Path::new("/run/netns").join(tag);
         if netns.exists() {
@@ -162,6 +171,7 @@ pub fn leftovers(scope: &Scope) -> Vec<String> {
     }
     for cgroup in cgroups_named(&tags) {
         left.push(format!("cgroup: {}", cgroup.display()));
+        let _ = fs::remove_dir(&cgroup);
     }
     left
 }

@@ -384,6 +384,41 @@ const BEHAVIOURS: &[Behaviour] = &[
             }
         },
     },
+    // step08: overlayfs
+    Behaviour {
+        name: "a write to / inside",
+        since: 8,
+        observe: |o| {
+            // One file per step: the columns run at the same time on the same image.
+            let file = format!("written-by-step{:02}", o.step);
+            let run = o.lab.run(o.step, &["--", "/bin/touch", &format!("/{file}")]);
+            let landed = o.lab.image().join(&file);
+            let value = match (run.status, landed.exists()) {
+                (0, true) => "lands in the image".to_string(),
+                (0, false) => "stays in the container".to_string(),
+                (status, _) => format!("exit status {status}"),
+            };
+            let _ = std::fs::remove_file(landed);
+            value
+        },
+    },
+    Behaviour {
+        name: "`rm` of a file of the image",
+        since: 8,
+        observe: |o| {
+            let file = format!("victim-of-step{:02}", o.step);
+            let victim = o.lab.image().join(&file);
+            std::fs::write(&victim, "part of the image\n").unwrap();
+            let run = o.lab.run(o.step, &["--", "/bin/rm", &format!("/{file}")]);
+            let value = match (run.status, victim.exists()) {
+                (0, false) => "deletes it from the image".to_string(),
+                (0, true) => "hides it (whiteout)".to_string(),
+                (status, _) => format!("exit status {status}"),
+            };
+            let _ = std::fs::remove_file(victim);
+            value
+        },
+    },
 ];
 
 fn render(steps: &[u32], cells: &[Vec<String>]) -> String {

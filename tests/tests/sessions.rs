@@ -602,3 +602,105 @@ fn run_pid_placeholder(runs: &[Run]) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+#[test]
+fn step08_the_hole() {
+    require_root!();
+    let lab = Lab::new();
+    let note = lab.image().join("note");
+    let runs = [
+        lab.session(7, &["--", "/bin/sh", "-c", "echo written by a container > /note"]),
+        host_session("cat", &[note.to_str().unwrap()]),
+        lab.session(7, &["--", "/bin/cat", "/note"]),
+    ];
+    std::fs::remove_file(note).unwrap();
+    check("step08_the_hole", &runs);
+}
+
+#[test]
+fn step08_layers() {
+    require_root!();
+    let lab = Lab::new();
+    let web = box_tests::binaries::workspace().join("layers/web");
+    let web = web.to_str().unwrap();
+    check(
+        "step08_layers",
+        &[
+            lab.session(8, &["--", "/bin/ls", "/var/www"]),
+            lab.session(8, &["--layer", web, "--", "/bin/cat", "/var/www/index.html"]),
+            host_session("find", &[web, "-type", "f"]),
+        ],
+    );
+}
+
+#[test]
+fn step08_copy_on_write() {
+    require_root!();
+    let lab = Lab::new();
+    let run = lab.session(
+        8,
+        &[
+            "--keep",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo hello > /note; rm /etc/hostname; echo more >> /etc/group",
+        ],
+    );
+    let name = lab.names().last().cloned().unwrap();
+    let upper = format!("/var/tmp/box-{name}/upper");
+    let image_hostname = lab.image().join("etc/hostname");
+    let runs = [
+        run,
+        host_session("find", &[&upper, "-printf", "%y %P\\n"]),
+        host_session("ls", &["-l", &format!("{upper}/etc/hostname")]),
+        host_session("cat", &[image_hostname.to_str().unwrap()]),
+    ];
+    std::fs::remove_dir_all(format!("/var/tmp/box-{name}")).unwrap();
+    // ls -l shows a date: keep the line's type, mode and device numbers.
+    let text: String = transcript(&runs)
+        .lines()
+        .map(|line| match line.strip_prefix("c---------") {
+            Some(rest) => format!(
+                "c--------- {}\n",
+                rest.split_whitespace()
+                    .skip(3)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    settings().bind(|| insta::assert_snapshot!("step08_copy_on_write", text));
+}
+
+#[test]
+fn step08_bad_input() {
+    require_root!();
+    let lab = Lab::new();
+    check(
+        "step08_bad_input",
+        &[
+            lab.session(8, &["--layer", "/no/such/layer", "--", "/bin/true"]),
+            lab.session(8, &["--layer", "/etc/hostname", "--", "/bin/true"]),
+        ],
+    );
+}
+
+#[test]
+fn step08_trace() {
+    require_root!();
+    let lab = Lab::new();
+    let web = box_tests::binaries::workspace().join("layers/web");
+    let args = [
+        "--trace",
+        "--hostname",
+        "box",
+        "--layer",
+        web.to_str().unwrap(),
+        "--",
+        "/bin/true",
+    ];
+    check("step08_trace", &[lab.session(8, &args)]);
+}

@@ -15,6 +15,9 @@ use crate::errors::HintExt;
 use crate::id::ContainerId;
 
 const RUN: &str = "/run";
+/// The files of a record this step understands. A record with more was written by a later
+/// step, with more to remove: only that step (or scripts/cleanup.sh) may remove the record.
+const KNOWN: [&str; 2] = ["runtime.pid", "cgroups"];
 const PREFIX: &str = "box-";
 
 /// The record of one container; removed when dropped.
@@ -74,6 +77,16 @@ fn runtime_alive(dir: &Path) -> bool {
     }
 }
 
+fn only_known_files(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .all(|e| KNOWN.iter().any(|known| e.file_name() == *known))
+        })
+        .unwrap_or(false)
+}
+
 // ANCHOR: sweep
 /// Remove what containers whose runtime is gone left behind: their cgroups, then the record.
 /// Quiet: it is housekeeping for other runs, not part of this container.
@@ -94,7 +107,7 @@ pub fn sweep_stale() {
             all_removed &= crate::cgroup::remove_dir_quietly(cgroup);
             crate::cgroup::remove_dir_quietly(&leaf);
         }
-        if all_removed {
+        if all_removed && only_known_files(&dir) {
             let _ = fs::remove_dir_all(&dir);
         }
     }
