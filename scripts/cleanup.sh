@@ -88,9 +88,12 @@ while read -r cg; do
     act "cgroup $cg" remove_cgroup "$cg"
 done < <(find /sys/fs/cgroup -mindepth 1 -type d -name "$PREFIX*" 2>/dev/null | sort -r)
 
-# State and scratch directories.
+# State and scratch directories, and subnet claims (symlinks to a state directory).
 for dir in /run/$PREFIX* /var/tmp/$PREFIX*; do
-    [ -e "$dir" ] || continue
+    [ -e "$dir" ] || [ -L "$dir" ] || continue
+    if [ -L "$dir" ] && [ -e "$dir" ]; then
+        alive "$(readlink "$dir")" && continue
+    fi
     alive "$dir" && continue
     act "directory $dir" rm -rf "$dir"
 done

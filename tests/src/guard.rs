@@ -163,11 +163,34 @@ pub fn leftovers(scope: &Scope) -> Vec<String> {
             left.push(format!("network namespace: {}", netns.display()));
         }
     }
-    for link in fs::read_dir("/sys/class/net").into_iter().flatten().flatten() {
-        let name = link.file_name().to_string_lossy().into_owned();
-        if tags.iter().any(|tag| name.starts_with(tag.as_str())) {
-            left.push(format!("network link: {name}"));
+    // Subnet claims (/run/box-net-N -> /run/box-NAME).
+    for entry in fs::read_dir("/run").into_iter().flatten().flatten() {
+        let claim = entry.path();
+        let target = fs::read_link(&claim).unwrap_or_default();
+        let target = target.to_string_lossy();
+        if entry.file_name().to_string_lossy().starts_with("box-net-")
+            && tags.iter().any(|tag| target.ends_with(tag.as_str()))
+        {
+            left.push(format!("subnet claim: {} -> {target}", claim.display()));
+            let _ = fs::remove_file(&claim);
         }
+    }
+    // The kernel removes a dead namespace's links in the background: give it a moment.
+    let links = || -> Vec<String> {
+        fs::read_dir("/sys/class/net")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|link| link.file_name().to_string_lossy().into_owned())
+            .filter(|name| tags.iter().any(|tag| name.starts_with(tag.as_str())))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !links().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for name in links() {
+        left.push(format!("network link: {name}"));
     }
     for cgroup in cgroups_named(&tags) {
         left.push(format!("cgroup: {}", cgroup.display()));

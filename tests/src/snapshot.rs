@@ -30,7 +30,7 @@ pub fn settings() -> insta::Settings {
     }
     // Host pids: three digits or more where a pid is printed. Container pids stay.
     settings.add_filter(
-        r#"(fork\(\) = |clone\([^)]*\) = |waitpid\(|pid: |kill\(|cgroup\.procs", ")\d{3,}"#,
+        r#"(fork\(\) = |clone\([^)]*\) = |waitpid\(|pid: |kill\(|cgroup\.procs", "|netns |--target=)\d{3,}"#,
         "$1[PID]",
     );
     // The host's hostname, wherever the container prints it.

@@ -105,6 +105,17 @@ impl Drop for HostQueue {
     }
 }
 
+/// The host's interfaces, as the probe lists them.
+fn host_interfaces() -> String {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .expect("/sys/class/net")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| !name.starts_with("box-"))
+        .collect();
+    names.sort();
+    names.join(" ")
+}
+
 fn host_hostname() -> String {
     nix::unistd::gethostname()
         .expect("gethostname")
@@ -417,6 +428,43 @@ const BEHAVIOURS: &[Behaviour] = &[
             };
             let _ = std::fs::remove_file(victim);
             value
+        },
+    },
+    // step09: network namespace and a veth pair
+    Behaviour {
+        name: "network interfaces",
+        since: 9,
+        observe: |o| {
+            // Links that other tests' containers add to the host meanwhile (box-…) do not count.
+            let inside = o.fact("interfaces");
+            let inside: Vec<&str> = inside
+                .split(' ')
+                .filter(|name| !name.starts_with("box-"))
+                .collect();
+            let inside = inside.join(" ");
+            if inside == host_interfaces() {
+                "the host's".into()
+            } else {
+                inside
+            }
+        },
+    },
+    Behaviour {
+        name: "ping the host's end of the veth",
+        since: 9,
+        observe: |o| {
+            // Only where the container has a network of its own: before step09, the default
+            // route is the host's, and its gateway is no address of ours to ping.
+            if o.step < 9 {
+                return "n/a (the host's network)".into();
+            }
+            let script = "ping -c 1 -W 2 $(ip route | awk '/default/ {print $3}') >/dev/null && echo answers";
+            let run = o.lab.run(o.step, &["--", "/bin/sh", "-c", script]);
+            if run.stdout.trim() == "answers" {
+                "answers".into()
+            } else {
+                format!("no answer: {}", run.all_output().trim())
+            }
         },
     },
 ];

@@ -704,3 +704,129 @@ fn step08_trace() {
     ];
     check("step08_trace", &[lab.session(8, &args)]);
 }
+
+/// Replace the container subnet's addresses (they come from the random test names).
+fn mask_subnet(text: &str) -> String {
+    let mut out = String::new();
+    for word in
+        text.split_inclusive(|c: char| c.is_whitespace() || c == '/' || c == ':' || c == '(' || c == ')')
+    {
+        let trimmed = word
+            .trim_end_matches(|c: char| c.is_whitespace() || c == '/' || c == ':' || c == '(' || c == ')');
+        let rest = &word[trimmed.len()..];
+        match trimmed
+            .strip_prefix("10.200.")
+            .and_then(|tail| tail.rsplit('.').next()?.parse::<u8>().ok())
+        {
+            Some(last) if last % 4 == 1 => out.push_str(&format!("[HOST-END]{rest}")),
+            Some(last) if last % 4 == 2 => out.push_str(&format!("[CONTAINER]{rest}")),
+            Some(last) if last % 4 == 0 => out.push_str(&format!("[SUBNET]{rest}")),
+            _ => out.push_str(word),
+        }
+    }
+    out
+}
+
+#[test]
+fn step09_network() {
+    require_root!();
+    let lab = Lab::new();
+    let runs = [
+        lab.session(9, &["--net", "none", "--", "ip", "-o", "link"]),
+        lab.session(
+            9,
+            &["--", "/bin/sh", "-c", "ip -4 -o addr | cut -d' ' -f2,7; ip route"],
+        ),
+        lab.session(
+            9,
+            &[
+                "--",
+                "/bin/sh",
+                "-c",
+                "ping -c 1 -W 2 $(ip route | awk '/default/ {print $3}') | head -2",
+            ],
+        ),
+    ];
+    let text = mask_subnet(&transcript(&runs));
+    // ping prints its time, which varies.
+    let text: String = text
+        .lines()
+        .map(|line| match line.find(" time=") {
+            Some(at) => format!("{} time=…\n", &line[..at]),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    settings().bind(|| insta::assert_snapshot!("step09_network", text));
+}
+
+#[test]
+fn step09_trace() {
+    require_root!();
+    let lab = Lab::new();
+    let run = lab.session(9, &["--trace", "--hostname", "box", "--", "/bin/true"]);
+    settings().bind(|| insta::assert_snapshot!("step09_trace", mask_subnet(&run.transcript())));
+}
+
+#[test]
+fn step09_from_the_host() {
+    require_root!();
+    let lab = Lab::new();
+    let running = lab.start(9, &["--", "/bin/sleep", "30"]);
+    let sleep = running.wait_for_command("sleep").to_string();
+    let link = format!("box-{}", lab.names().last().unwrap());
+    let runs = [
+        host_session("ip", &["-o", "-4", "addr", "show", "dev", &link]),
+        host_session(
+            "nsenter",
+            &[
+                &format!("--target={sleep}"),
+                "--net",
+                "ip",
+                "-o",
+                "-4",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+            ],
+        ),
+    ];
+    let address = runs[1]
+        .stdout
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or("")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let ping = host_session("busybox", &["ping", "-c", "1", "-W", "2", &address]);
+    let runs = [runs[0].clone(), runs[1].clone(), ping];
+    running.signal(nix::sys::signal::Signal::SIGTERM);
+    let run = running.wait();
+    assert_eq!(run.status, 143, "{run}");
+    let gone = host_session("ip", &["link", "show", "dev", &link]);
+    let text = mask_subnet(&transcript(&[
+        runs[0].clone(),
+        runs[1].clone(),
+        runs[2].clone(),
+        gone,
+    ]))
+    .replace(&sleep, "[SLEEP-PID]");
+    // Interface indexes, ping times and round-trip lines vary.
+    let text: String = text
+        .lines()
+        .filter(|line| !line.starts_with("round-trip"))
+        .map(|line| {
+            let line = match line.find(" time=") {
+                Some(at) => format!("{} time=…", &line[..at]),
+                None => line.to_string(),
+            };
+            match line.split_once(": ") {
+                Some((index, rest)) if index.chars().all(|c| c.is_ascii_digit()) => format!("N: {rest}\n"),
+                _ => format!("{line}\n"),
+            }
+        })
+        .collect();
+    settings().bind(|| insta::assert_snapshot!("step09_from_the_host", text));
+}

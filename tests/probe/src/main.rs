@@ -80,6 +80,7 @@ fn report(host_pid: Option<i32>) {
     println!("seccomp: {}", unsafe {
         libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0)
     });
+    println!("interfaces: {}", interfaces());
     println!("cgroup: {}", own_cgroup());
 }
 
@@ -474,4 +475,28 @@ fn spin(seconds: f64) {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
     }
     println!("spin: done ({})", x % 2);
+}
+
+/// The network interfaces this process can see, by name (if_nameindex(3): no /sys needed).
+fn interfaces() -> String {
+    // SAFETY: if_nameindex returns an array we read up to its zero entry, then free.
+    unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return format!("unknown ({})", io::Error::last_os_error());
+        }
+        let mut names = Vec::new();
+        let mut entry = list;
+        while (*entry).if_index != 0 {
+            names.push(
+                std::ffi::CStr::from_ptr((*entry).if_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            entry = entry.add(1);
+        }
+        libc::if_freenameindex(list);
+        names.sort();
+        names.join(" ")
+    }
 }
