@@ -58,6 +58,11 @@ for ns in /run/netns/$PREFIX*; do
     act "network namespace ${ns##*/}" ip netns delete "${ns##*/}"
 done
 if command -v ip >/dev/null; then
+    # The workshop's bridge keeps the host's old ip_forward in its alias: put it back first.
+    if [ -e /sys/class/net/${PREFIX}br0 ] && [ "$check" = 0 ]; then
+        was=$(sed -n 's/.*ip_forward was \([01]\).*/\1/p' /sys/class/net/${PREFIX}br0/ifalias 2>/dev/null)
+        [ -n "$was" ] && echo "$was" > /proc/sys/net/ipv4/ip_forward && echo "restored: net.ipv4.ip_forward = $was"
+    fi
     for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
         alive "$link" && continue
         act "link $link" ip link delete "$link"

@@ -21,6 +21,7 @@ step "tests (each runs under the leak guard)"
 mounts_before=$(mktemp)
 trap 'rm -f "$mounts_before"' EXIT
 awk '{print $5}' /proc/self/mountinfo | sort > "$mounts_before"
+forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
 # A changed snapshot fails the run and leaves a .snap.new beside it: review with `cargo insta review`.
 cargo test --workspace --locked
 
@@ -36,6 +37,10 @@ scripts/cleanup.sh --check
 if ! awk '{print $5}' /proc/self/mountinfo | sort | diff "$mounts_before" - >/dev/null; then
     echo "test.sh: error: the mount table changed during the tests:" >&2
     awk '{print $5}' /proc/self/mountinfo | sort | diff "$mounts_before" - >&2 || true
+    exit 1
+fi
+if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != "$forward_before" ]; then
+    echo "test.sh: error: net.ipv4.ip_forward was $forward_before before the tests, and is not now" >&2
     exit 1
 fi
 echo "test.sh: all checks passed"

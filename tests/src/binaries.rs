@@ -37,6 +37,19 @@ pub fn steps() -> &'static [u32] {
 /// The first step with `--name` (the container id that names what it creates on the host).
 pub const FIRST_STEP_WITH_NAME: u32 = 2;
 
+/// The first step with `--net` (a network namespace of its own).
+pub const FIRST_STEP_WITH_NET: u32 = 9;
+
+/// `--net none` where the step has it: for tests about something else that kill a runtime,
+/// so that no shared network state (step 10's bridge) waits for a later run to sweep it.
+pub fn no_network(step: u32) -> &'static [&'static str] {
+    if step >= FIRST_STEP_WITH_NET {
+        &["--net", "none"]
+    } else {
+        &[]
+    }
+}
+
 pub fn step_name(step: u32) -> String {
     format!("step{step:02}")
 }

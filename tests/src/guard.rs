@@ -46,6 +46,19 @@ pub fn status(command: &mut Command) -> std::io::Result<ExitStatus> {
     status
 }
 
+/// Like `Command::output`, without the child ever looking like an orphan.
+pub fn output(command: &mut Command) -> std::io::Result<std::process::Output> {
+    command.stdin(std::process::Stdio::null());
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = spawn(command)?;
+    let pid = child.id();
+    let output = child.wait_with_output();
+    untrack(pid);
+    output
+}
+
 pub fn untrack(pid: u32) {
     OURS.lock()
         .unwrap()

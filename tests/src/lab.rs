@@ -201,10 +201,11 @@ impl Lab {
         let stdout = read_all(child.stdout.take().expect("piped stdout"));
         let stderr = read_all(child.stderr.take().expect("piped stderr"));
         Running {
+            waited: false,
             child,
             display,
-            stdout,
-            stderr,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
         }
     }
 
@@ -218,6 +219,8 @@ impl Lab {
             .collect();
         let mut command = Command::new("/bin/sh");
         command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        // From the top of the workspace, as a learner types it.
+        command.current_dir(workspace());
         command.arg("-c").arg(script.replace("STEP", &words.join(" ")));
         execute(command, script.replace("STEP", &step_name(step)), true)
     }
@@ -258,12 +261,14 @@ impl Drop for Lab {
     }
 }
 
-/// A step started with [`Lab::start`].
+/// A step started with [`Lab::start`]. If the test ends (or panics) without waiting for it, the
+/// runtime is killed and reaped; its init's parent-death signal then ends the container.
 pub struct Running {
+    waited: bool,
     child: Child,
     pub display: String,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Running {
@@ -309,20 +314,71 @@ impl Running {
 
     /// Wait for the runtime to exit; its status and output as a [`Run`].
     pub fn wait(mut self) -> Run {
+        self.waited = true;
         let status = self.child.wait().expect("wait for the runtime");
         guard::untrack(self.child.id());
         let status = status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        let stdout = self.stdout.join().expect("stdout reader");
-        let stderr = self.stderr.join().expect("stderr reader");
+        let stdout = self
+            .stdout
+            .take()
+            .map(|reader| reader.join().expect("stdout reader"))
+            .unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|reader| reader.join().expect("stderr reader"))
+            .unwrap_or_default();
         Run {
-            command: self.display,
+            command: self.display.clone(),
             status,
             stdout,
             stderr,
         }
     }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.waited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            guard::untrack(self.child.id());
+        }
+    }
+}
+
+/// The IPv4 address of eth0 in the network namespace of process `pid` (a container's).
+pub fn container_address(pid: u32) -> Option<String> {
+    let output = guard::output(Command::new("nsenter").args([
+        &format!("--target={pid}"),
+        "--net",
+        "--",
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]))
+    .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let field = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    Some(field.split('/').next()?.to_string())
+}
+
+/// GET / from `address` (host:port) over HTTP/1.0; the whole answer, or "" on failure.
+pub fn http_get(address: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    page
 }
 
 /// Run a command on the host and return a transcript of it (for "look from the host" sessions).

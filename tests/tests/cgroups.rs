@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use box_tests::binaries::{step_name, steps};
+use box_tests::binaries::{no_network, step_name, steps};
 use box_tests::{require_root, Lab};
 use nix::sys::signal::Signal;
 
@@ -160,7 +160,12 @@ fn a_killed_runtimes_cgroup_is_swept_by_the_next_run() {
     require_root!();
     let lab = Lab::new();
     for step in steps_with_cgroups() {
-        let running = lab.start(step, &["--pids", "16", "--", "/bin/sleep", "30"]);
+        let args: Vec<&str> = no_network(step)
+            .iter()
+            .copied()
+            .chain(["--pids", "16", "--", "/bin/sleep", "30"])
+            .collect();
+        let running = lab.start(step, &args);
         running.wait_for_command("sleep");
         let dirs = cgroups_of(&lab);
         let name = lab.names().last().cloned().unwrap();
@@ -171,7 +176,12 @@ fn a_killed_runtimes_cgroup_is_swept_by_the_next_run() {
         // Any next run sweeps them, once init's death has emptied them.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !all_gone(&dirs) && Instant::now() < deadline {
-            let run = lab.run(step, &["--", "/bin/true"]);
+            let args: Vec<&str> = no_network(step)
+                .iter()
+                .copied()
+                .chain(["--", "/bin/true"])
+                .collect();
+            let run = lab.run(step, &args);
             assert_eq!(run.status, 0, "{run}");
         }
         assert!(all_gone(&dirs), "{}: not swept: {dirs:?}", step_name(step));

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use box_tests::binaries::{step_name, steps};
+use box_tests::binaries::{no_network, step_name, steps};
 use box_tests::{require_root, Lab};
 use nix::sys::signal::Signal;
 
@@ -75,7 +75,12 @@ fn the_container_dies_with_its_runtime() {
     require_root!();
     let lab = Lab::new();
     for step in steps_with_init() {
-        let running = lab.start(step, &["--", "/bin/sleep", "30"]);
+        let args: Vec<&str> = no_network(step)
+            .iter()
+            .copied()
+            .chain(["--", "/bin/sleep", "30"])
+            .collect();
+        let running = lab.start(step, &args);
         let sleep = running.wait_for_command("sleep");
         let everything = running.descendants();
         running.signal(Signal::SIGKILL);
@@ -95,7 +100,12 @@ fn the_container_dies_with_its_runtime() {
         // of the step sweeps.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !lab.leftovers().is_empty() && Instant::now() < deadline {
-            let run = lab.run(step, &["--", "/bin/true"]);
+            let args: Vec<&str> = no_network(step)
+                .iter()
+                .copied()
+                .chain(["--", "/bin/true"])
+                .collect();
+            let run = lab.run(step, &args);
             assert_eq!(run.status, 0, "{run}");
         }
         assert_eq!(

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use box_tests::binaries::{step_name, steps};
 use box_tests::lab::HOST_SECRET;
+use box_tests::lab::{container_address, http_get};
 use box_tests::{require_root, Lab};
 
 /// One step's probe report, run once and shared by the rows that read it.
@@ -464,6 +465,62 @@ const BEHAVIOURS: &[Behaviour] = &[
                 "answers".into()
             } else {
                 format!("no answer: {}", run.all_output().trim())
+            }
+        },
+    },
+    // step10: bridge networking
+    Behaviour {
+        name: "ping another container",
+        since: 10,
+        observe: |o| {
+            if o.step < 10 {
+                return "n/a (no bridge)".into();
+            }
+            let other = o.lab.start(o.step, &["--", "/bin/sleep", "30"]);
+            let address = container_address(other.wait_for_command("sleep")).unwrap_or_default();
+            let run = o
+                .lab
+                .run(o.step, &["--", "/bin/ping", "-c", "1", "-W", "2", &address]);
+            other.signal(nix::sys::signal::Signal::SIGTERM);
+            other.wait();
+            if run.status == 0 {
+                "answers".into()
+            } else {
+                format!("no answer: {}", run.all_output().trim())
+            }
+        },
+    },
+    Behaviour {
+        name: "`--publish PORT:80` on the host's localhost",
+        since: 10,
+        observe: |o| {
+            if o.step < 10 {
+                return "n/a (no --publish)".into();
+            }
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let web = box_tests::binaries::workspace().join("layers/web");
+            let publish = format!("{port}:80");
+            let args = [
+                "--publish",
+                &publish,
+                "--layer",
+                web.to_str().unwrap(),
+                "--",
+                "/usr/local/bin/serve",
+            ];
+            let server = o.lab.start(o.step, &args);
+            server.wait_for_command("httpd");
+            let page = http_get(&format!("127.0.0.1:{port}"));
+            server.signal(nix::sys::signal::Signal::SIGTERM);
+            server.wait();
+            if page.contains("Hello from a container") {
+                "serves the page".into()
+            } else {
+                format!("no page: {page:?}")
             }
         },
     },

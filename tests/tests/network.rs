@@ -4,10 +4,28 @@
 use std::process::Command;
 
 use box_tests::binaries::{step_name, steps};
+use box_tests::lab::{container_address, http_get};
 use box_tests::{guard, require_root, Lab};
 use nix::sys::signal::Signal;
 
 const FIRST_STEP_WITH_NETWORK: u32 = 9;
+
+/// Every process a test starts goes through the guard, or a concurrent test's guard would take
+/// it for a leaked orphan.
+trait Tracked {
+    fn output_tracked(&mut self) -> std::io::Result<std::process::Output>;
+    fn status_tracked(&mut self) -> std::io::Result<std::process::ExitStatus>;
+}
+
+impl Tracked for Command {
+    fn output_tracked(&mut self) -> std::io::Result<std::process::Output> {
+        guard::output(self)
+    }
+
+    fn status_tracked(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        guard::status(self)
+    }
+}
 
 fn steps_with_network() -> impl Iterator<Item = u32> {
     steps()
@@ -16,29 +34,8 @@ fn steps_with_network() -> impl Iterator<Item = u32> {
         .filter(|step| *step >= FIRST_STEP_WITH_NETWORK)
 }
 
-/// The IPv4 address of eth0 in the network namespace of process `pid`.
 fn address_of(pid: u32) -> String {
-    let output = Command::new("nsenter")
-        .args([
-            &format!("--target={pid}"),
-            "--net",
-            "--",
-            "ip",
-            "-4",
-            "-o",
-            "addr",
-            "show",
-            "eth0",
-        ])
-        .output()
-        .expect("nsenter ip");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let field = text
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .expect("an inet address");
-    field.split('/').next().unwrap().to_string()
+    container_address(pid).expect("the container has an address on eth0")
 }
 
 fn host_pings(address: &str) -> bool {
@@ -56,7 +53,7 @@ fn the_host_reaches_the_container_and_the_link_goes_with_it() {
     require_root!();
     let lab = Lab::new();
     for step in steps_with_network() {
-        let running = lab.start(step, &["--", "/bin/sleep", "30"]);
+        let running = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
         let sleep = running.wait_for_command("sleep");
         let address = address_of(sleep);
         assert!(address.starts_with("10.200."), "{address}");
@@ -86,8 +83,8 @@ fn two_containers_at_once_get_different_subnets() {
     require_root!();
     let lab = Lab::new();
     for step in steps_with_network() {
-        let first = lab.start(step, &["--", "/bin/sleep", "30"]);
-        let second = lab.start(step, &["--", "/bin/sleep", "30"]);
+        let first = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
+        let second = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
         let (a, b) = (
             address_of(first.wait_for_command("sleep")),
             address_of(second.wait_for_command("sleep")),
@@ -106,7 +103,7 @@ fn a_killed_runtime_leaves_no_link() {
     require_root!();
     let lab = Lab::new();
     for step in steps_with_network() {
-        let running = lab.start(step, &["--", "/bin/sleep", "30"]);
+        let running = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
         running.wait_for_command("sleep");
         let link = format!("box-{}", lab.names().last().unwrap());
         running.signal(Signal::SIGKILL);
@@ -125,5 +122,208 @@ fn a_killed_runtime_leaves_no_link() {
         // The cgroups, scratch area and claim are swept by the next run.
         let run = lab.run(step, &["--net", "none", "--", "/bin/true"]);
         assert_eq!(run.status, 0, "{run}");
+    }
+}
+
+const FIRST_STEP_WITH_BRIDGE: u32 = 10;
+
+fn steps_with_bridge() -> impl Iterator<Item = u32> {
+    steps()
+        .iter()
+        .copied()
+        .filter(|step| *step >= FIRST_STEP_WITH_BRIDGE)
+}
+
+/// Tests that look at the bridge as a whole take turns: it is shared by every container.
+static BRIDGE_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn bridge_rules() -> String {
+    let mut rules = String::new();
+    for table in ["nat", "filter"] {
+        let output = Command::new("iptables")
+            .args(["-w", "-t", table, "-S"])
+            .output_tracked()
+            .expect("iptables");
+        rules.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    rules
+        .lines()
+        .filter(|line| line.contains("box-br0"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+fn ip_forward() -> String {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+use std::fs;
+
+#[test]
+fn containers_on_the_bridge_reach_each_other_and_it_goes_with_the_last() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    for step in steps_with_bridge() {
+        let forward_before = ip_forward();
+        let first = lab.start(step, &["--", "/bin/sleep", "30"]);
+        let address = address_of(first.wait_for_command("sleep"));
+        assert!(address.starts_with("10.201.0."), "{address}");
+        assert!(std::path::Path::new("/sys/class/net/box-br0").exists());
+        assert_eq!(bridge_rules().lines().count(), 3, "{}", bridge_rules());
+        assert_eq!(ip_forward(), "1");
+        let second = lab.run(step, &["--", "/bin/ping", "-c", "1", "-W", "2", &address]);
+        assert_eq!(
+            second.status,
+            0,
+            "{}: one container cannot reach the other: {second}",
+            step_name(step)
+        );
+        first.signal(Signal::SIGTERM);
+        assert_eq!(first.wait().status, 143);
+        assert!(
+            !std::path::Path::new("/sys/class/net/box-br0").exists(),
+            "the bridge outlived its last container"
+        );
+        assert_eq!(bridge_rules(), "", "rules left");
+        assert_eq!(ip_forward(), forward_before, "ip_forward not restored");
+    }
+}
+
+#[test]
+fn a_published_port_answers_on_localhost_and_from_another_namespace() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    let web = box_tests::binaries::workspace().join("layers/web");
+    // A free port of the host, from the kernel.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    for step in steps_with_bridge() {
+        let publish = format!("{port}:80");
+        let server = lab.start(
+            step,
+            &[
+                "--publish",
+                &publish,
+                "--layer",
+                web.to_str().unwrap(),
+                "--",
+                "/usr/local/bin/serve",
+            ],
+        );
+        server.wait_for_command("httpd");
+        let page = http_get(&format!("127.0.0.1:{port}"));
+        assert!(
+            page.contains("Hello from a container"),
+            "{}: localhost:{port} gave {page:?}",
+            step_name(step)
+        );
+        // Another container reaches the same port through the bridge's address.
+        let url = format!("http://10.201.0.1:{port}/");
+        let other = lab.run(step, &["--", "wget", "-q", "-O", "-", &url]);
+        assert!(other.stdout.contains("Hello from a container"), "{other}");
+        server.signal(Signal::SIGTERM);
+        server.wait();
+        assert!(
+            std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err(),
+            "the port outlived the container"
+        );
+    }
+}
+
+#[test]
+fn the_way_out_is_masqueraded() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    // "The outside world": a network namespace of the test's own, joined to the host by a
+    // veth pair on 10.202.0.0/30, with no route back to the containers' 10.201.0.0/24. A
+    // container's ping can only be answered if its address was rewritten to the host's.
+    let mut holder = guard::spawn(Command::new("unshare").args(["--net", "sleep", "60"])).unwrap();
+    let pid = holder.id();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let outside = || {
+        let mut command = Command::new("nsenter");
+        command.args([&format!("--target={pid}"), "--net", "--", "ip"]);
+        command
+    };
+    let ok = |mut command: Command, args: &[&str]| {
+        assert!(command.args(args).status_tracked().unwrap().success(), "{args:?}")
+    };
+    ok(
+        Command::new("ip"),
+        &[
+            "link",
+            "add",
+            "box-tout",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &pid.to_string(),
+        ],
+    );
+    ok(
+        Command::new("ip"),
+        &["addr", "add", "10.202.0.1/30", "dev", "box-tout"],
+    );
+    ok(Command::new("ip"), &["link", "set", "box-tout", "up"]);
+    ok(outside(), &["addr", "add", "10.202.0.2/30", "dev", "eth0"]);
+    ok(outside(), &["link", "set", "eth0", "up"]);
+    for step in steps_with_bridge() {
+        let run = lab.run(step, &["--", "/bin/ping", "-c", "1", "-W", "2", "10.202.0.2"]);
+        assert_eq!(
+            run.status,
+            0,
+            "{}: no way out through NAT: {run}",
+            step_name(step)
+        );
+    }
+    let _ = Command::new("ip")
+        .args(["link", "delete", "box-tout"])
+        .status_tracked();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    guard::untrack(holder.id());
+}
+
+#[test]
+fn a_killed_runtimes_bridge_is_removed_by_the_next_bridge_run() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    for step in steps_with_bridge() {
+        let forward_before = ip_forward();
+        let running = lab.start(step, &["--", "/bin/sleep", "30"]);
+        running.wait_for_command("sleep");
+        let link = format!("/sys/class/net/box-{}", lab.names().last().unwrap());
+        running.signal(Signal::SIGKILL);
+        running.wait();
+        // The killed runtime could not remove the bridge. Its link goes with its namespace...
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::path::Path::new(&link).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(std::path::Path::new("/sys/class/net/box-br0").exists());
+        // ...and the next container on the bridge, the last one, removes it all.
+        let run = lab.run(step, &["--", "/bin/true"]);
+        assert_eq!(run.status, 0, "{run}");
+        assert!(
+            !std::path::Path::new("/sys/class/net/box-br0").exists(),
+            "{}: bridge left",
+            step_name(step)
+        );
+        assert_eq!(bridge_rules(), "");
+        assert_eq!(ip_forward(), forward_before);
     }
 }

@@ -830,3 +830,87 @@ fn step09_from_the_host() {
         .collect();
     settings().bind(|| insta::assert_snapshot!("step09_from_the_host", text));
 }
+
+/// The step10 sessions take turns: the bridge, its rules and their removal appear in a trace
+/// only for the first and the last container on it.
+static BRIDGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn step10_web() {
+    require_root!();
+    let _turn = BRIDGE.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    let run = lab.shell_session(
+        10,
+        "STEP --publish 8080:80 --layer layers/web -- /usr/local/bin/serve 2>/dev/null & \
+         sleep 1; busybox wget -q -O - http://localhost:8080/; kill $!; wait $!",
+    );
+    check("step10_web", &[run]);
+}
+
+#[test]
+fn step10_trace() {
+    require_root!();
+    let _turn = BRIDGE.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    let run = lab.session(
+        10,
+        &[
+            "--trace",
+            "--hostname",
+            "box",
+            "--publish",
+            "8080:80",
+            "--",
+            "/bin/true",
+        ],
+    );
+    let text = mask_bridge_address(&run.transcript());
+    settings().bind(|| insta::assert_snapshot!("step10_trace", text));
+}
+
+/// Container addresses on the bridge depend on the container's id.
+fn mask_bridge_address(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("10.201.0.") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 9..];
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        if &tail[..digits] == "1" || &tail[..digits] == "0" {
+            out.push_str(&rest[at..at + 9 + digits]);
+        } else {
+            out.push_str("[CONTAINER]");
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn step10_from_the_host() {
+    require_root!();
+    let _turn = BRIDGE.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    let running = lab.start(10, &["--", "/bin/sleep", "30"]);
+    running.wait_for_command("sleep");
+    let runs = vec![
+        host_session("sh", &["-c", "ip -o link show master box-br0 | cut -d' ' -f2"]),
+        host_session(
+            "sh",
+            &[
+                "-c",
+                "iptables -w -S | grep box-br0; iptables -w -t nat -S | grep box-br0",
+            ],
+        ),
+        host_session("cat", &["/proc/sys/net/ipv4/ip_forward"]),
+    ];
+    running.signal(nix::sys::signal::Signal::SIGTERM);
+    let run = running.wait();
+    assert_eq!(run.status, 143, "{run}");
+    let mut runs = runs;
+    runs.push(host_session("ip", &["link", "show", "box-br0"]));
+    runs.push(host_session("sh", &["-c", "iptables -w -S | grep -c box-br0"]));
+    check("step10_from_the_host", &runs);
+}

@@ -1,0 +1,143 @@
+//! A bridge is a virtual Ethernet switch inside the kernel (see ip-link(8), "bridge"). Every
+//! container's veth host end is plugged into it, so containers reach each other directly, and
+//! the bridge's own address (10.201.0.1) is their gateway to the host. To reach the outside
+//! world, their packets are *forwarded* by the host (net.ipv4.ip_forward) and *masqueraded*
+//! (source NAT to the host's address) on the way out: iptables-extensions(8), MASQUERADE.
+//!
+//! The first container creates the bridge and its rules; the last one removes them, and puts
+//! ip_forward back as it was (the old value is kept in the bridge's alias). Every rule carries
+//! the comment "box-br0", so exactly those are removed. A lock (flock(2) on /run) keeps two
+//! runtimes from creating or removing the bridge at the same time.
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::trace::trace;
+
+pub const BRIDGE: &str = "box-br0";
+pub const GATEWAY: &str = "10.201.0.1";
+pub const SUBNET: &str = "10.201.0.0/24";
+/// Only bridges this workshop made carry this alias.
+const ALIAS: &str = "box workshop bridge";
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+/// The rules that come and go with the bridge: (table, chain, rule), `-A` to add, `-D` to
+/// delete. FORWARD matters on hosts whose FORWARD policy is DROP (docker's, for one).
+fn rules() -> [(&'static str, &'static str, String); 3] {
+    let tag = format!("-m comment --comment {BRIDGE}");
+    [
+        (
+            "nat",
+            "POSTROUTING",
+            format!("-s {SUBNET} ! -o {BRIDGE} -j MASQUERADE {tag}"),
+        ),
+        ("filter", "FORWARD", format!("-i {BRIDGE} -j ACCEPT {tag}")),
+        (
+            "filter",
+            "FORWARD",
+            format!("-o {BRIDGE} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT {tag}"),
+        ),
+    ]
+}
+
+/// Run a command, traced as typed; fail with its stderr.
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    trace!("{program} {}", args.join(" "));
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("failed to run {program}"))?;
+    if !output.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn iptables(action: &str, table: &str, chain: &str, rule: &str) -> Result<()> {
+    let mut args = vec!["-w", "-t", table, action, chain];
+    args.extend(rule.split(' '));
+    run("iptables", &args)
+}
+
+/// Held while the bridge is set up or taken down: flock(2) on /run itself, which every
+/// runtime can open and which leaves nothing behind.
+pub struct Lock {
+    _held: File,
+}
+
+pub fn lock() -> Result<Lock> {
+    let run = File::open("/run").context("failed to open /run")?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(run.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("failed to lock /run");
+    }
+    Ok(Lock { _held: run })
+}
+
+fn exists() -> bool {
+    Path::new("/sys/class/net").join(BRIDGE).exists()
+}
+
+// ANCHOR: ensure_bridge
+/// Create the bridge, with IP forwarding and the NAT and forwarding rules, unless it exists.
+pub fn ensure_bridge(_lock: &Lock) -> Result<()> {
+    if exists() {
+        return Ok(());
+    }
+    let forward_was = fs::read_to_string(IP_FORWARD)
+        .context("failed to read ip_forward")?
+        .trim()
+        .to_string();
+    run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+    run(
+        "ip",
+        &[
+            "link",
+            "set",
+            BRIDGE,
+            "alias",
+            &format!("{ALIAS}; ip_forward was {forward_was}"),
+        ],
+    )?;
+    run("ip", &["addr", "add", &format!("{GATEWAY}/24"), "dev", BRIDGE])?;
+    run("ip", &["link", "set", BRIDGE, "up"])?;
+    trace!("write({IP_FORWARD:?}, \"1\")");
+    fs::write(IP_FORWARD, "1").context("failed to switch IP forwarding on")?;
+    for (table, chain, rule) in rules() {
+        iptables("-A", table, chain, &rule)?;
+    }
+    Ok(())
+}
+// ANCHOR_END: ensure_bridge
+
+// ANCHOR: remove_if_unused
+/// After a container's link has left the bridge: if no link is left on a bridge this workshop
+/// made, remove its rules and the bridge, and put IP forwarding back as it was.
+pub fn remove_if_unused(_lock: &Lock) {
+    let ports = fs::read_dir(Path::new("/sys/class/net").join(BRIDGE).join("brif"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let alias =
+        fs::read_to_string(Path::new("/sys/class/net").join(BRIDGE).join("ifalias")).unwrap_or_default();
+    if !exists() || ports > 0 || !alias.starts_with(ALIAS) {
+        return;
+    }
+    for (table, chain, rule) in rules() {
+        let _ = iptables("-D", table, chain, &rule);
+    }
+    if let Some(was) = alias.trim().strip_prefix(&format!("{ALIAS}; ip_forward was ")) {
+        trace!("write({IP_FORWARD:?}, {was:?})");
+        let _ = fs::write(IP_FORWARD, was);
+    }
+    let _ = run("ip", &["link", "delete", BRIDGE]);
+}
+// ANCHOR_END: remove_if_unused

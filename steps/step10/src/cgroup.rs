@@ -1,0 +1,669 @@
+//! Control groups (cgroups(7)) limit what a group of processes may use: memory, number of
+//! processes, CPU time. A cgroup is a directory in a cgroup filesystem; its files are the
+//! limits and counters, and a process joins it by writing its pid into `cgroup.procs`.
+//!
+//! Hosts come in three layouts, and the runtime finds out which at run time:
+//! - **unified** (cgroup v2): one hierarchy at /sys/fs/cgroup; controllers are switched on for
+//!   a cgroup's children in its `cgroup.subtree_control`.
+//! - **legacy** (cgroup v1): one hierarchy per controller, /sys/fs/cgroup/memory and so on.
+//! - **hybrid**: v1 hierarchies for the controllers, plus a cgroup2 (usually with no
+//!   controllers) at /sys/fs/cgroup/unified.
+//!
+//! Everything here takes its paths from the texts of /proc/self/mountinfo and /proc/self/cgroup,
+//! so the unit tests below run on a temporary directory, without root.
+//! See cgroups(7), and the kernel's admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+
+use crate::errors::HintExt;
+use crate::trace::trace;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    Memory,
+    Pids,
+    Cpu,
+}
+
+impl Controller {
+    const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Cpu => "cpu",
+        }
+    }
+}
+
+/// The limits of one container; `None` is "no limit".
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Limits {
+    /// Bytes.
+    pub memory: Option<u64>,
+    /// Processes (and threads).
+    pub pids: Option<u64>,
+    /// Microseconds of CPU time per `crate::size::CPU_PERIOD_US`.
+    pub cpu_quota: Option<u64>,
+}
+
+impl Limits {
+    fn wants(&self, controller: Controller) -> bool {
+        match controller {
+            Controller::Memory => self.memory.is_some(),
+            Controller::Pids => self.pids.is_some(),
+            Controller::Cpu => self.cpu_quota.is_some(),
+        }
+    }
+}
+
+/// Where one controller lives on this host: its hierarchy's version, and the directory of the
+/// runtime's own cgroup in it (the container's cgroup is made inside that one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub version: Version,
+    pub own_dir: PathBuf,
+}
+
+/// What the host has, as `detect` found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub layout: &'static str,
+    pub places: Vec<(Controller, Place)>,
+}
+
+impl Host {
+    fn place(&self, controller: Controller) -> Option<&Place> {
+        self.places
+            .iter()
+            .find(|(c, _)| *c == controller)
+            .map(|(_, place)| place)
+    }
+}
+
+/// One mount of a cgroup filesystem, from a line of /proc/self/mountinfo.
+struct CgroupMount {
+    version: Version,
+    /// The cgroup at the root of this mount (field 4), and where it is mounted (field 5).
+    root: String,
+    mount_point: PathBuf,
+    /// v1: the controllers of this hierarchy (from the super options).
+    controllers: Vec<String>,
+}
+
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    let mut mounts = Vec::new();
+    for line in mountinfo.lines() {
+        // "36 25 0:31 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory"
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        if left.len() < 5 || right.len() < 3 {
+            continue;
+        }
+        let version = match right[0] {
+            "cgroup" => Version::V1,
+            "cgroup2" => Version::V2,
+            _ => continue,
+        };
+        let controllers = right[2].split(',').map(String::from).collect();
+        mounts.push(CgroupMount {
+            version,
+            root: left[3].to_string(),
+            mount_point: PathBuf::from(left[4]),
+            controllers,
+        });
+    }
+    mounts
+}
+
+/// The runtime's own cgroup in the hierarchy with `hierarchy_key`: a v1 controller name, or
+/// "" for the v2 hierarchy ("0::/path").
+fn own_path<'a>(self_cgroup: &'a str, hierarchy_key: &str) -> Option<&'a str> {
+    self_cgroup.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let matches = if hierarchy_key.is_empty() {
+            controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == hierarchy_key)
+        };
+        matches.then_some(path)
+    })
+}
+
+/// The directory of cgroup `path` in a hierarchy mounted at `mount` (whose root is `root`).
+fn dir_of(mount: &CgroupMount, path: &str) -> PathBuf {
+    let relative = path
+        .strip_prefix(mount.root.as_str())
+        .unwrap_or(path)
+        .trim_start_matches('/');
+    mount.mount_point.join(relative)
+}
+
+// ANCHOR: detect
+/// Find, for each controller, the hierarchy that has it and the runtime's own cgroup there.
+/// A v1 hierarchy wins over v2 for a controller: on a hybrid host the controllers are on v1.
+pub fn detect(mountinfo: &str, self_cgroup: &str) -> Host {
+    let mounts = cgroup_mounts(mountinfo);
+    let v2 = mounts.iter().find(|m| m.version == Version::V2);
+    let v2_controllers: Vec<String> = v2
+        .map(|m| fs::read_to_string(m.mount_point.join("cgroup.controllers")).unwrap_or_default())
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let mut places = Vec::new();
+    for controller in Controller::ALL {
+        let name = controller.name();
+        let v1 = mounts
+            .iter()
+            .find(|m| m.version == Version::V1 && m.controllers.iter().any(|c| c == name));
+        let place = match (v1, v2) {
+            (Some(mount), _) => own_path(self_cgroup, name).map(|path| Place {
+                version: Version::V1,
+                own_dir: dir_of(mount, path),
+            }),
+            (None, Some(mount)) if v2_controllers.iter().any(|c| c == name) => {
+                own_path(self_cgroup, "").map(|path| Place {
+                    version: Version::V2,
+                    own_dir: dir_of(mount, path),
+                })
+            }
+            _ => None,
+        };
+        if let Some(place) = place {
+            places.push((controller, place));
+        }
+    }
+    let has_v1 = mounts.iter().any(|m| m.version == Version::V1);
+    let layout = match (has_v1, v2.is_some()) {
+        (false, true) => "unified (cgroup v2)",
+        (true, true) => "hybrid (cgroup v1 controllers, and cgroup v2)",
+        (true, false) => "legacy (cgroup v1)",
+        (false, false) => "none",
+    };
+    Host { layout, places }
+}
+// ANCHOR_END: detect
+
+/// `detect` on this host.
+pub fn detect_host() -> Result<Host> {
+    let mountinfo =
+        fs::read_to_string("/proc/self/mountinfo").context("failed to read /proc/self/mountinfo")?;
+    let self_cgroup = fs::read_to_string("/proc/self/cgroup").context("failed to read /proc/self/cgroup")?;
+    Ok(detect(&mountinfo, &self_cgroup))
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    trace!("write({:?}, {value:?})", path);
+    fs::write(path, value).with_context(|| format!("failed to write {value:?} to {}", path.display()))
+}
+
+/// The (version, directory) of each cgroup this container has: one per v1 hierarchy, one for v2.
+type Dirs = Vec<(Version, PathBuf)>;
+
+/// A container's cgroup, in every hierarchy that has one of the controllers.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Dirs,
+    /// v2: the controllers we switched on in the runtime's own cgroup, and the leaf we moved the
+    /// runtime into to be allowed to (cgroup v2's "no internal processes" rule); undone at the end.
+    enabled_in_own: Option<(PathBuf, Vec<&'static str>, PathBuf)>,
+}
+
+// ANCHOR: enable_v2_controllers
+/// cgroup v2 gives a child a controller only if its parent lists it in `cgroup.subtree_control`,
+/// and a cgroup that holds processes may not list any there (the "no internal processes" rule;
+/// the root cgroup is exempt). So if the runtime's own cgroup lacks a controller, the runtime
+/// moves itself into a leaf of its own first, when it is alone there, and switches it on.
+/// Returns what to undo.
+fn enable_v2_controllers(
+    own: &Path,
+    wanted: &[&'static str],
+    leaf: &Path,
+) -> Result<Option<(PathBuf, Vec<&'static str>, PathBuf)>> {
+    let enabled = fs::read_to_string(own.join("cgroup.subtree_control")).unwrap_or_default();
+    let missing: Vec<&'static str> = wanted
+        .iter()
+        .copied()
+        .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let available = fs::read_to_string(own.join("cgroup.controllers")).unwrap_or_default();
+    if let Some(absent) = missing
+        .iter()
+        .find(|c| !available.split_whitespace().any(|a| a == **c))
+    {
+        return Err(anyhow::anyhow!("the {absent} controller is not available to {}", own.display()))
+            .hint("enable it for this cgroup's parent (cgroup.subtree_control), or run the step under `systemd-run --scope -p Delegate=yes`");
+    }
+    let change: String = missing
+        .iter()
+        .map(|c| format!("+{c} "))
+        .collect::<String>()
+        .trim_end()
+        .to_string();
+    let procs = fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
+    let is_root = !own.join("cgroup.type").exists();
+    let mut moved = false;
+    if !is_root && !procs.trim().is_empty() {
+        let alone = procs
+            .split_whitespace()
+            .all(|pid| pid == std::process::id().to_string());
+        if !alone {
+            return Err(anyhow::anyhow!(
+                "cannot switch on {} for containers under {}: other processes are in that cgroup \
+                 (cgroup v2's no-internal-processes rule)",
+                missing.join(", "),
+                own.display()
+            ))
+            .hint("run the step in a cgroup of its own: sudo systemd-run --scope -p Delegate=yes --quiet target/debug/step07 …");
+        }
+        trace!("mkdir({leaf:?})");
+        fs::create_dir(leaf).with_context(|| format!("failed to create {}", leaf.display()))?;
+        write(&leaf.join("cgroup.procs"), "0")?;
+        moved = true;
+    }
+    write(&own.join("cgroup.subtree_control"), &change)?;
+    Ok(moved.then(|| (own.to_path_buf(), missing, leaf.to_path_buf())))
+}
+// ANCHOR_END: enable_v2_controllers
+
+// ANCHOR: create
+impl Cgroup {
+    /// Make the container's cgroup `name` under the runtime's own cgroup in each hierarchy, and
+    /// write its limits. A limit whose controller this host lacks is an error.
+    pub fn create(host: &Host, name: &str, limits: &Limits) -> Result<Cgroup> {
+        for controller in Controller::ALL {
+            if limits.wants(controller) && host.place(controller).is_none() {
+                return Err(anyhow::anyhow!(
+                    "the {} controller is not available on this host (cgroups: {})",
+                    controller.name(),
+                    host.layout
+                ))
+                .hint(format!(
+                    "mount it, or run without the {} limit",
+                    controller.name()
+                ));
+            }
+        }
+        let mut cgroup = Cgroup {
+            dirs: Vec::new(),
+            enabled_in_own: None,
+        };
+        let v2_wanted: Vec<&'static str> = Controller::ALL
+            .into_iter()
+            .filter(|c| limits.wants(*c) && host.place(*c).is_some_and(|p| p.version == Version::V2))
+            .map(Controller::name)
+            .collect();
+        for (_, place) in &host.places {
+            let dir = place.own_dir.join(name);
+            if cgroup.dirs.iter().any(|(_, known)| *known == dir) {
+                continue;
+            }
+            if place.version == Version::V2 && !v2_wanted.is_empty() {
+                let leaf = place.own_dir.join(format!("{name}-runtime"));
+                cgroup.enabled_in_own = enable_v2_controllers(&place.own_dir, &v2_wanted, &leaf)?;
+            }
+            trace!("mkdir({dir:?})");
+            fs::create_dir(&dir).with_context(|| format!("failed to create the cgroup {}", dir.display()))?;
+            cgroup.dirs.push((place.version, dir));
+        }
+        // On an error, `cgroup` is dropped here, which removes what was made.
+        cgroup.write_limits(host, limits)?;
+        Ok(cgroup)
+    }
+
+    fn dir_for(&self, host: &Host, controller: Controller) -> Option<(Version, &Path)> {
+        let place = host.place(controller)?;
+        self.dirs
+            .iter()
+            .find(|(_, dir)| dir.starts_with(&place.own_dir))
+            .map(|(v, dir)| (*v, dir.as_path()))
+    }
+
+    fn write_limits(&self, host: &Host, limits: &Limits) -> Result<()> {
+        if let (Some(bytes), Some((version, dir))) = (limits.memory, self.dir_for(host, Controller::Memory)) {
+            let (limit, swap) = match version {
+                Version::V1 => ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
+                Version::V2 => ("memory.max", "memory.swap.max"),
+            };
+            write(&dir.join(limit), &bytes.to_string())?;
+            // No swap beyond the limit, where the host has swap accounting: an OOM kill, not a
+            // crawl through swap. (v1 counts memory+swap; v2 counts swap alone.)
+            let swap_value = if version == Version::V1 {
+                bytes.to_string()
+            } else {
+                "0".to_string()
+            };
+            if dir.join(swap).exists() {
+                write(&dir.join(swap), &swap_value)?;
+            }
+        }
+        if let (Some(pids), Some((_, dir))) = (limits.pids, self.dir_for(host, Controller::Pids)) {
+            write(&dir.join("pids.max"), &pids.to_string())?;
+        }
+        if let (Some(quota), Some((version, dir))) = (limits.cpu_quota, self.dir_for(host, Controller::Cpu)) {
+            let period = crate::size::CPU_PERIOD_US;
+            match version {
+                Version::V1 => {
+                    write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+                    write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                }
+                Version::V2 => write(&dir.join("cpu.max"), &format!("{quota} {period}"))?,
+            }
+        }
+        Ok(())
+    }
+    // ANCHOR_END: create
+
+    /// The cgroup directories, for the state file that lets a later run sweep them.
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|(_, dir)| dir.as_path())
+    }
+
+    // ANCHOR: add_process
+    /// Move process `pid` (a pid of the host) into the cgroup, in every hierarchy. Its children
+    /// are born in it.
+    pub fn add_process(&self, pid: nix::unistd::Pid) -> Result<()> {
+        // (v1 also has `tasks`, for single threads; cgroup.procs moves the whole process.)
+        for (_, dir) in &self.dirs {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: add_process
+
+    // ANCHOR: oom_kills
+    /// How many processes the kernel killed for going over the memory limit, from its own
+    /// counters (`oom_kill` in memory.events on v2, memory.oom_control on v1).
+    pub fn oom_kills(&self) -> u64 {
+        self.dirs
+            .iter()
+            .filter_map(|(version, dir)| {
+                let file = match version {
+                    Version::V1 => "memory.oom_control",
+                    Version::V2 => "memory.events",
+                };
+                let text = fs::read_to_string(dir.join(file)).ok()?;
+                text.lines()
+                    .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse::<u64>().ok())
+            })
+            .sum()
+    }
+    // ANCHOR_END: oom_kills
+}
+
+// ANCHOR: remove
+/// The cgroup is removed when it goes out of scope, on every way out of the runtime, errors
+/// included. A cgroup can only be removed once it has no processes, and the kernel may still
+/// count processes that are exiting, so `remove_dir` retries for a while on EBUSY.
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for (_, dir) in self.dirs.iter().rev() {
+            remove_dir(dir);
+        }
+        if let Some((own, enabled, leaf)) = &self.enabled_in_own {
+            // Switch the controllers off again and go back where we came from.
+            let change: String = enabled.iter().map(|c| format!("-{c} ")).collect::<String>();
+            let _ = write(&own.join("cgroup.subtree_control"), change.trim_end());
+            let _ = write(&own.join("cgroup.procs"), "0");
+            remove_dir(leaf);
+        }
+    }
+}
+// ANCHOR_END: remove
+
+/// rmdir a cgroup, retrying for up to a second while its last processes finish exiting.
+pub fn remove_dir(dir: &Path) {
+    trace!("rmdir({dir:?})");
+    if !remove_dir_quietly(dir) {
+        eprintln!(
+            "{}: warning: could not remove the cgroup {}; the next run will",
+            env!("CARGO_PKG_NAME"),
+            dir.display()
+        );
+    }
+}
+
+/// rmdir with the retries, and no trace or warning (for sweeping up after other runs).
+pub fn remove_dir_quietly(dir: &Path) -> bool {
+    for _ in 0..100 {
+        match fs::remove_dir(dir).map_err(|err| Errno::from_raw(err.raw_os_error().unwrap_or(0))) {
+            Ok(()) | Err(Errno::ENOENT) => return true,
+            Err(Errno::EBUSY) => sleep(Duration::from_millis(10)),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake /sys/fs/cgroup in a temporary directory, and the mountinfo that describes it.
+    fn fixture(layout: &str) -> (tempfile::TempDir, String, String) {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().display().to_string();
+        let (mountinfo, self_cgroup) = match layout {
+            "v2" => {
+                fs::create_dir_all(root.path().join("user.slice/session.scope")).unwrap();
+                fs::write(
+                    root.path().join("cgroup.controllers"),
+                    "cpuset cpu io memory pids\n",
+                )
+                .unwrap();
+                let own = root.path().join("user.slice/session.scope");
+                fs::write(own.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+                fs::write(own.join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
+                fs::write(own.join("cgroup.type"), "domain\n").unwrap();
+                (
+                    format!("30 24 0:26 / {r} rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"),
+                    "0::/user.slice/session.scope\n".to_string(),
+                )
+            }
+            "hybrid" => {
+                for c in ["memory/box.slice", "pids", "cpu,cpuacct", "unified"] {
+                    fs::create_dir_all(root.path().join(c)).unwrap();
+                }
+                fs::write(root.path().join("unified/cgroup.controllers"), "").unwrap();
+                (
+                    format!(
+                        "31 24 0:27 / {r}/unified rw shared:5 - cgroup2 cgroup2 rw\n\
+                         32 24 0:28 / {r}/memory rw shared:6 - cgroup cgroup rw,memory\n\
+                         33 24 0:29 / {r}/pids rw shared:7 - cgroup cgroup rw,pids\n\
+                         34 24 0:30 / {r}/cpu,cpuacct rw shared:8 - cgroup cgroup rw,cpu,cpuacct\n\
+                         35 24 0:31 / {r}/cpuset rw shared:9 - cgroup cgroup rw,cpuset\n"
+                    ),
+                    "5:cpuset:/\n4:cpu,cpuacct:/\n3:pids:/\n2:memory:/box.slice\n0::/\n".to_string(),
+                )
+            }
+            _ => unreachable!(),
+        };
+        (root, mountinfo, self_cgroup)
+    }
+
+    #[test]
+    fn detects_a_unified_host() {
+        let (root, mountinfo, self_cgroup) = fixture("v2");
+        let host = detect(&mountinfo, &self_cgroup);
+        assert_eq!(host.layout, "unified (cgroup v2)");
+        let own = root.path().join("user.slice/session.scope");
+        for controller in Controller::ALL {
+            assert_eq!(
+                host.place(controller),
+                Some(&Place {
+                    version: Version::V2,
+                    own_dir: own.clone()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn detects_a_hybrid_host_and_uses_v1_for_the_controllers() {
+        let (root, mountinfo, self_cgroup) = fixture("hybrid");
+        let host = detect(&mountinfo, &self_cgroup);
+        assert_eq!(host.layout, "hybrid (cgroup v1 controllers, and cgroup v2)");
+        let place = |c| host.place(c).unwrap().clone();
+        assert_eq!(
+            place(Controller::Memory),
+            Place {
+                version: Version::V1,
+                own_dir: root.path().join("memory/box.slice")
+            }
+        );
+        assert_eq!(
+            place(Controller::Pids),
+            Place {
+                version: Version::V1,
+                own_dir: root.path().join("pids")
+            }
+        );
+        // cpu is co-mounted with cpuacct, and "cpuset" must not be mistaken for it.
+        assert_eq!(
+            place(Controller::Cpu),
+            Place {
+                version: Version::V1,
+                own_dir: root.path().join("cpu,cpuacct")
+            }
+        );
+    }
+
+    #[test]
+    fn writes_v1_limits_under_the_runtimes_own_cgroup() {
+        let (root, mountinfo, self_cgroup) = fixture("hybrid");
+        let host = detect(&mountinfo, &self_cgroup);
+        let limits = Limits {
+            memory: Some(32 << 20),
+            pids: Some(16),
+            cpu_quota: Some(50_000),
+        };
+        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let read = |path: &str| fs::read_to_string(root.path().join(path)).unwrap();
+        assert_eq!(
+            read("memory/box.slice/box-test/memory.limit_in_bytes"),
+            "33554432"
+        );
+        assert_eq!(read("pids/box-test/pids.max"), "16");
+        assert_eq!(read("cpu,cpuacct/box-test/cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu,cpuacct/box-test/cpu.cfs_period_us"), "100000");
+        assert_eq!(cgroup.dirs().count(), 3);
+    }
+
+    #[test]
+    fn writes_v2_limits_into_one_cgroup() {
+        let (root, mountinfo, self_cgroup) = fixture("v2");
+        let host = detect(&mountinfo, &self_cgroup);
+        let limits = Limits {
+            memory: Some(64 << 20),
+            pids: Some(32),
+            cpu_quota: Some(150_000),
+        };
+        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let dir = root.path().join("user.slice/session.scope/box-test");
+        assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "67108864");
+        assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap(), "32");
+        assert_eq!(fs::read_to_string(dir.join("cpu.max")).unwrap(), "150000 100000");
+        assert_eq!(cgroup.dirs().collect::<Vec<_>>(), vec![dir.as_path()]);
+    }
+
+    /// The v2 fixture, with no controllers switched on in the runtime's own cgroup yet, and
+    /// `procs` as its members.
+    fn v2_without_controllers(procs: &str) -> (tempfile::TempDir, Host, PathBuf) {
+        let (root, mountinfo, self_cgroup) = fixture("v2");
+        let own = root.path().join("user.slice/session.scope");
+        fs::write(own.join("cgroup.subtree_control"), "").unwrap();
+        fs::write(own.join("cgroup.procs"), procs).unwrap();
+        let host = detect(&mountinfo, &self_cgroup);
+        (root, host, own)
+    }
+
+    #[test]
+    fn v2_moves_a_lone_runtime_into_a_leaf_to_switch_controllers_on() {
+        let (_root, host, own) = v2_without_controllers(&format!("{}\n", std::process::id()));
+        let limits = Limits {
+            memory: Some(64 << 20),
+            ..Limits::default()
+        };
+        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        assert_eq!(
+            fs::read_to_string(own.join("box-test-runtime/cgroup.procs")).unwrap(),
+            "0"
+        );
+        assert_eq!(
+            fs::read_to_string(own.join("cgroup.subtree_control")).unwrap(),
+            "+memory"
+        );
+        drop(cgroup);
+        assert_eq!(
+            fs::read_to_string(own.join("cgroup.subtree_control")).unwrap(),
+            "-memory"
+        );
+    }
+
+    #[test]
+    fn v2_refuses_to_move_processes_it_does_not_own() {
+        let (_root, host, own) = v2_without_controllers("1\n4242\n");
+        let limits = Limits {
+            pids: Some(8),
+            ..Limits::default()
+        };
+        let err = format!("{:#}", Cgroup::create(&host, "box-test", &limits).unwrap_err());
+        assert!(err.contains("no-internal-processes rule"), "{err}");
+        assert!(!own.join("box-test").exists() && !own.join("box-test-runtime").exists());
+    }
+
+    #[test]
+    fn reads_oom_kills_from_the_kernels_counters() {
+        let (root, mountinfo, self_cgroup) = fixture("v2");
+        let host = detect(&mountinfo, &self_cgroup);
+        let cgroup = Cgroup::create(&host, "box-test", &Limits::default()).unwrap();
+        let dir = root.path().join("user.slice/session.scope/box-test");
+        fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        assert_eq!(cgroup.oom_kills(), 1);
+    }
+
+    #[test]
+    fn a_missing_controller_is_a_clear_error() {
+        let (_root, mountinfo, self_cgroup) = fixture("hybrid");
+        let mountinfo: String = mountinfo
+            .lines()
+            .filter(|l| !l.contains("rw,pids"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let host = detect(&mountinfo, &self_cgroup);
+        let limits = Limits {
+            pids: Some(16),
+            ..Limits::default()
+        };
+        let err = Cgroup::create(&host, "box-test", &limits).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("the pids controller is not available"),
+            "{err:#}"
+        );
+    }
+}
