@@ -36,6 +36,19 @@ pub fn steps() -> &'static [u32] {
 
 /// The first step with `--name` (the container id that names what it creates on the host).
 pub const FIRST_STEP_WITH_NAME: u32 = 2;
+/// The first step with a PID namespace and an init.
+pub const FIRST_STEP_WITH_INIT: u32 = 3;
+/// The first step with `--memory`, `--pids` and `--cpus`.
+pub const FIRST_STEP_WITH_CGROUPS: u32 = 7;
+/// The first step with image layers (overlayfs).
+pub const FIRST_STEP_WITH_OVERLAY: u32 = 8;
+/// The first step with the bridge and `--publish`.
+pub const FIRST_STEP_WITH_BRIDGE: u32 = 10;
+
+/// The steps of this checkout from `first` on: the ones a behaviour test applies to.
+pub fn steps_from(first: u32) -> impl Iterator<Item = u32> {
+    steps().iter().copied().filter(move |step| *step >= first)
+}
 
 /// The first step with `--net` (a network namespace of its own).
 pub const FIRST_STEP_WITH_NET: u32 = 9;

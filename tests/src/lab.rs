@@ -231,6 +231,27 @@ impl Lab {
         text.lines().map(PathBuf::from).collect()
     }
 
+    /// Start the web layer's server (step 10 on), published on the host's `port`; wait until
+    /// it serves.
+    pub fn start_web_server(&self, step: u32, port: u16) -> Running {
+        let web = workspace().join("layers/web");
+        let publish = format!("{port}:80");
+        let web = web.to_str().expect("UTF-8 path");
+        let server = self.start(
+            step,
+            &[
+                "--publish",
+                &publish,
+                "--layer",
+                web,
+                "--",
+                "/usr/local/bin/serve",
+            ],
+        );
+        server.wait_for_command("httpd");
+        server
+    }
+
     /// What this lab's containers left on the host.
     pub fn leftovers(&self) -> Vec<String> {
         let names = self.names.lock().unwrap().clone();

@@ -8,18 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use box_tests::binaries::{no_network, step_name, steps};
+use box_tests::binaries::{no_network, step_name, steps_from, FIRST_STEP_WITH_CGROUPS};
 use box_tests::{require_root, Lab};
 use nix::sys::signal::Signal;
-
-const FIRST_STEP_WITH_CGROUPS: u32 = 7;
-
-fn steps_with_cgroups() -> impl Iterator<Item = u32> {
-    steps()
-        .iter()
-        .copied()
-        .filter(|step| *step >= FIRST_STEP_WITH_CGROUPS)
-}
 
 /// Wait until the running container's state file lists its cgroups.
 fn cgroups_of(lab: &Lab) -> Vec<PathBuf> {
@@ -54,7 +45,7 @@ fn all_gone(dirs: &[PathBuf]) -> bool {
 fn limits_read_back_from_the_cgroup_files_while_the_container_runs() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_cgroups() {
+    for step in steps_from(FIRST_STEP_WITH_CGROUPS) {
         let running = lab.start(
             step,
             &[
@@ -102,7 +93,7 @@ fn limits_read_back_from_the_cgroup_files_while_the_container_runs() {
 fn the_pids_limit_stops_a_fork_loop() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_cgroups() {
+    for step in steps_from(FIRST_STEP_WITH_CGROUPS) {
         // Bounded, so that even a broken limit cannot hurt the host.
         let run = lab.run(step, &["--pids", "16", "--", "/bin/box-probe", "forks", "100"]);
         assert_eq!(run.status, 0, "{run}");
@@ -115,7 +106,7 @@ fn the_pids_limit_stops_a_fork_loop() {
 fn a_memory_hog_is_oom_killed_and_the_runtime_says_so() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_cgroups() {
+    for step in steps_from(FIRST_STEP_WITH_CGROUPS) {
         let run = lab.run(step, &["--memory", "32m", "--", "/bin/box-probe", "hog", "256"]);
         assert_eq!(run.status, 137, "{run}");
         assert!(
@@ -134,7 +125,7 @@ fn a_memory_hog_is_oom_killed_and_the_runtime_says_so() {
 fn the_cpu_limit_throttles_a_busy_loop() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_cgroups() {
+    for step in steps_from(FIRST_STEP_WITH_CGROUPS) {
         let running = lab.start(step, &["--cpus", "0.5", "--", "/bin/box-probe", "spin", "1.5"]);
         running.wait_for_command("box-probe");
         let dirs = cgroups_of(&lab);
@@ -159,7 +150,7 @@ fn the_cpu_limit_throttles_a_busy_loop() {
 fn a_killed_runtimes_cgroup_is_swept_by_the_next_run() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_cgroups() {
+    for step in steps_from(FIRST_STEP_WITH_CGROUPS) {
         let args: Vec<&str> = no_network(step)
             .iter()
             .copied()

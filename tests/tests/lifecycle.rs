@@ -4,19 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use box_tests::binaries::{no_network, step_name, steps};
+use box_tests::binaries::{no_network, step_name, steps_from, FIRST_STEP_WITH_INIT};
 use box_tests::{require_root, Lab};
 use nix::sys::signal::Signal;
-
-/// The first step with a PID namespace and an init.
-const FIRST_STEP_WITH_INIT: u32 = 3;
-
-fn steps_with_init() -> impl Iterator<Item = u32> {
-    steps()
-        .iter()
-        .copied()
-        .filter(|step| *step >= FIRST_STEP_WITH_INIT)
-}
 
 fn is_running(pid: u32) -> bool {
     std::fs::metadata(format!("/proc/{pid}")).is_ok()
@@ -26,7 +16,7 @@ fn is_running(pid: u32) -> bool {
 fn sigterm_to_the_runtime_stops_the_container() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_init() {
+    for step in steps_from(FIRST_STEP_WITH_INIT) {
         let running = lab.start(step, &["--", "/bin/sleep", "30"]);
         running.wait_for_command("sleep");
         running.signal(Signal::SIGTERM);
@@ -40,7 +30,7 @@ fn sigterm_to_the_runtime_stops_the_container() {
 fn a_container_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_init() {
+    for step in steps_from(FIRST_STEP_WITH_INIT) {
         let running = lab.start(
             step,
             &[
@@ -74,7 +64,7 @@ fn a_container_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
 fn the_container_dies_with_its_runtime() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_init() {
+    for step in steps_from(FIRST_STEP_WITH_INIT) {
         let args: Vec<&str> = no_network(step)
             .iter()
             .copied()

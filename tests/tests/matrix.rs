@@ -6,7 +6,9 @@
 
 use std::sync::OnceLock;
 
-use box_tests::binaries::{step_name, steps};
+use box_tests::binaries::{
+    step_name, steps, FIRST_STEP_WITH_BRIDGE, FIRST_STEP_WITH_CGROUPS, FIRST_STEP_WITH_NET,
+};
 use box_tests::lab::HOST_SECRET;
 use box_tests::lab::{container_address, http_get};
 use box_tests::{require_root, Lab};
@@ -66,9 +68,6 @@ impl Observer<'_> {
             .to_string()
     }
 }
-
-/// The first step with `--memory`, `--pids` and `--cpus`.
-const FIRST_STEP_WITH_CGROUPS: u32 = 7;
 
 struct Behaviour {
     /// What is observed, as the row's title.
@@ -456,7 +455,7 @@ const BEHAVIOURS: &[Behaviour] = &[
         observe: |o| {
             // Only where the container has a network of its own: before step09, the default
             // route is the host's, and its gateway is no address of ours to ping.
-            if o.step < 9 {
+            if o.step < FIRST_STEP_WITH_NET {
                 return "n/a (the host's network)".into();
             }
             let script = "ping -c 1 -W 2 $(ip route | awk '/default/ {print $3}') >/dev/null && echo answers";
@@ -473,7 +472,7 @@ const BEHAVIOURS: &[Behaviour] = &[
         name: "ping another container",
         since: 10,
         observe: |o| {
-            if o.step < 10 {
+            if o.step < FIRST_STEP_WITH_BRIDGE {
                 return "n/a (no bridge)".into();
             }
             let other = o.lab.start(o.step, &["--", "/bin/sleep", "30"]);
@@ -494,7 +493,7 @@ const BEHAVIOURS: &[Behaviour] = &[
         name: "`--publish PORT:80` on the host's localhost",
         since: 10,
         observe: |o| {
-            if o.step < 10 {
+            if o.step < FIRST_STEP_WITH_BRIDGE {
                 return "n/a (no --publish)".into();
             }
             let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -502,18 +501,7 @@ const BEHAVIOURS: &[Behaviour] = &[
                 .local_addr()
                 .unwrap()
                 .port();
-            let web = box_tests::binaries::workspace().join("layers/web");
-            let publish = format!("{port}:80");
-            let args = [
-                "--publish",
-                &publish,
-                "--layer",
-                web.to_str().unwrap(),
-                "--",
-                "/usr/local/bin/serve",
-            ];
-            let server = o.lab.start(o.step, &args);
-            server.wait_for_command("httpd");
+            let server = o.lab.start_web_server(o.step, port);
             let page = http_get(&format!("127.0.0.1:{port}"));
             server.signal(nix::sys::signal::Signal::SIGTERM);
             server.wait();

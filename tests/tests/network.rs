@@ -3,12 +3,10 @@
 
 use std::process::Command;
 
-use box_tests::binaries::{step_name, steps};
+use box_tests::binaries::{step_name, steps_from, FIRST_STEP_WITH_BRIDGE, FIRST_STEP_WITH_NET};
 use box_tests::lab::{container_address, http_get};
 use box_tests::{guard, require_root, Lab};
 use nix::sys::signal::Signal;
-
-const FIRST_STEP_WITH_NETWORK: u32 = 9;
 
 /// Every process a test starts goes through the guard, or a concurrent test's guard would take
 /// it for a leaked orphan.
@@ -25,13 +23,6 @@ impl Tracked for Command {
     fn status_tracked(&mut self) -> std::io::Result<std::process::ExitStatus> {
         guard::status(self)
     }
-}
-
-fn steps_with_network() -> impl Iterator<Item = u32> {
-    steps()
-        .iter()
-        .copied()
-        .filter(|step| *step >= FIRST_STEP_WITH_NETWORK)
 }
 
 fn address_of(pid: u32) -> String {
@@ -52,7 +43,7 @@ fn host_pings(address: &str) -> bool {
 fn the_host_reaches_the_container_and_the_link_goes_with_it() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_network() {
+    for step in steps_from(FIRST_STEP_WITH_NET) {
         let running = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
         let sleep = running.wait_for_command("sleep");
         let address = address_of(sleep);
@@ -82,7 +73,7 @@ fn the_host_reaches_the_container_and_the_link_goes_with_it() {
 fn two_containers_at_once_get_different_subnets() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_network() {
+    for step in steps_from(FIRST_STEP_WITH_NET) {
         let first = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
         let second = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
         let (a, b) = (
@@ -102,7 +93,7 @@ fn two_containers_at_once_get_different_subnets() {
 fn a_killed_runtime_leaves_no_link() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_network() {
+    for step in steps_from(FIRST_STEP_WITH_NET) {
         let running = lab.start(step, &["--net", "veth", "--", "/bin/sleep", "30"]);
         running.wait_for_command("sleep");
         let link = format!("box-{}", lab.names().last().unwrap());
@@ -123,15 +114,6 @@ fn a_killed_runtime_leaves_no_link() {
         let run = lab.run(step, &["--net", "none", "--", "/bin/true"]);
         assert_eq!(run.status, 0, "{run}");
     }
-}
-
-const FIRST_STEP_WITH_BRIDGE: u32 = 10;
-
-fn steps_with_bridge() -> impl Iterator<Item = u32> {
-    steps()
-        .iter()
-        .copied()
-        .filter(|step| *step >= FIRST_STEP_WITH_BRIDGE)
 }
 
 /// Tests that look at the bridge as a whole take turns: it is shared by every container.
@@ -167,7 +149,7 @@ fn containers_on_the_bridge_reach_each_other_and_it_goes_with_the_last() {
     require_root!();
     let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
     let lab = Lab::new();
-    for step in steps_with_bridge() {
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
         let forward_before = ip_forward();
         let first = lab.start(step, &["--", "/bin/sleep", "30"]);
         let address = address_of(first.wait_for_command("sleep"));
@@ -198,28 +180,14 @@ fn a_published_port_answers_on_localhost_and_from_another_namespace() {
     require_root!();
     let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
     let lab = Lab::new();
-    let web = box_tests::binaries::workspace().join("layers/web");
     // A free port of the host, from the kernel.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
-        .to_string();
-    for step in steps_with_bridge() {
-        let publish = format!("{port}:80");
-        let server = lab.start(
-            step,
-            &[
-                "--publish",
-                &publish,
-                "--layer",
-                web.to_str().unwrap(),
-                "--",
-                "/usr/local/bin/serve",
-            ],
-        );
-        server.wait_for_command("httpd");
+        .port();
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
+        let server = lab.start_web_server(step, port);
         let page = http_get(&format!("127.0.0.1:{port}"));
         assert!(
             page.contains("Hello from a container"),
@@ -280,7 +248,7 @@ fn the_way_out_is_masqueraded() {
     ok(Command::new("ip"), &["link", "set", "box-tout", "up"]);
     ok(outside(), &["addr", "add", "10.202.0.2/30", "dev", "eth0"]);
     ok(outside(), &["link", "set", "eth0", "up"]);
-    for step in steps_with_bridge() {
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
         let run = lab.run(step, &["--", "/bin/ping", "-c", "1", "-W", "2", "10.202.0.2"]);
         assert_eq!(
             run.status,
@@ -302,7 +270,7 @@ fn a_killed_runtimes_bridge_is_removed_by_the_next_bridge_run() {
     require_root!();
     let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
     let lab = Lab::new();
-    for step in steps_with_bridge() {
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
         let forward_before = ip_forward();
         let running = lab.start(step, &["--", "/bin/sleep", "30"]);
         running.wait_for_command("sleep");

@@ -7,17 +7,8 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use box_tests::binaries::{step_name, steps, workspace};
+use box_tests::binaries::{step_name, steps_from, workspace, FIRST_STEP_WITH_OVERLAY};
 use box_tests::{require_root, Lab};
-
-const FIRST_STEP_WITH_OVERLAY: u32 = 8;
-
-fn steps_with_overlay() -> impl Iterator<Item = u32> {
-    steps()
-        .iter()
-        .copied()
-        .filter(|step| *step >= FIRST_STEP_WITH_OVERLAY)
-}
 
 #[test]
 fn a_write_stays_in_the_container() {
@@ -25,7 +16,7 @@ fn a_write_stays_in_the_container() {
     let lab = Lab::new();
     let web = workspace().join("layers/web");
     let web = web.to_str().unwrap();
-    for step in steps_with_overlay() {
+    for step in steps_from(FIRST_STEP_WITH_OVERLAY) {
         let run = lab.run(
             step,
             &[
@@ -63,7 +54,7 @@ fn a_write_stays_in_the_container() {
 fn keep_keeps_the_upper_layer_with_copy_ups_and_whiteouts() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_overlay() {
+    for step in steps_from(FIRST_STEP_WITH_OVERLAY) {
         let run = lab.run(
             step,
             &[
@@ -106,7 +97,7 @@ fn keep_keeps_the_upper_layer_with_copy_ups_and_whiteouts() {
 fn two_containers_from_one_image_do_not_see_each_others_writes() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_overlay() {
+    for step in steps_from(FIRST_STEP_WITH_OVERLAY) {
         let write_then_read = |text: &str| format!("echo {text} > /shared; sleep 0.5; cat /shared");
         let first = lab.start(step, &["--", "/bin/sh", "-c", &write_then_read("first")]);
         let second = lab.start(step, &["--", "/bin/sh", "-c", &write_then_read("second")]);
@@ -120,7 +111,7 @@ fn two_containers_from_one_image_do_not_see_each_others_writes() {
 fn nothing_is_left_after_the_command_crashes() {
     require_root!();
     let lab = Lab::new();
-    for step in steps_with_overlay() {
+    for step in steps_from(FIRST_STEP_WITH_OVERLAY) {
         let run = lab.run(step, &["--", "/bin/sh", "-c", "echo x > /note; kill -SEGV $$"]);
         assert_eq!(run.status, 128 + 11, "{run}");
         // The leak guard checks the scratch area and mounts when the lab is dropped; check now
