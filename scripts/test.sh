@@ -32,6 +32,13 @@ scripts/gen-diffs.sh --check
 step "book"
 scripts/build-book.sh
 
+step "every step on a cgroup v2 kernel, in a VM"
+if command -v qemu-system-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
+    scripts/vm-test.sh
+else
+    echo "test.sh: SKIPPED the VM test: qemu-system-x86_64 is not installed (scripts/setup.sh installs it on x86_64)"
+fi
+
 step "nothing left behind"
 scripts/cleanup.sh --check
 if ! awk '{print $5}' /proc/self/mountinfo | sort | diff "$mounts_before" - >/dev/null; then

@@ -204,8 +204,8 @@ impl Lab {
             waited: false,
             child,
             display,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
+            stdout: Mutex::new(Some(stdout)),
+            stderr: Mutex::new(Some(stderr)),
         }
     }
 
@@ -288,8 +288,8 @@ pub struct Running {
     waited: bool,
     child: Child,
     pub display: String,
-    stdout: Option<std::thread::JoinHandle<String>>,
-    stderr: Option<std::thread::JoinHandle<String>>,
+    stdout: Mutex<Option<std::thread::JoinHandle<String>>>,
+    stderr: Mutex<Option<std::thread::JoinHandle<String>>>,
 }
 
 impl Running {
@@ -312,10 +312,37 @@ impl Running {
         found
     }
 
-    /// Wait (up to ten seconds) until a process below the runtime runs `comm`; return its pid.
+    /// What the runtime printed, once it has exited.
+    fn output(&self) -> (String, String) {
+        let join = |reader: &Mutex<Option<std::thread::JoinHandle<String>>>| {
+            reader
+                .lock()
+                .unwrap()
+                .take()
+                .map(|r| r.join().expect("output reader"))
+                .unwrap_or_default()
+        };
+        (join(&self.stdout), join(&self.stderr))
+    }
+
+    /// Wait (up to thirty seconds: creating and destroying many network namespaces at once is
+    /// slow in the kernel) until a process below the runtime runs `comm`; return its pid.
     pub fn wait_for_command(&self, comm: &str) -> u32 {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            let pid = self.pid();
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat
+                .rfind(')')
+                .and_then(|end| stat[end + 1..].split_whitespace().next())
+                == Some("Z")
+            {
+                let (stdout, stderr) = self.output();
+                panic!(
+                    "{} exited before running {comm}:\n--- stdout\n{stdout}--- stderr\n{stderr}",
+                    self.display
+                );
+            }
             for pid in self.descendants() {
                 let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                 if name.trim() == comm {
@@ -341,16 +368,7 @@ impl Running {
         let status = status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        let stdout = self
-            .stdout
-            .take()
-            .map(|reader| reader.join().expect("stdout reader"))
-            .unwrap_or_default();
-        let stderr = self
-            .stderr
-            .take()
-            .map(|reader| reader.join().expect("stderr reader"))
-            .unwrap_or_default();
+        let (stdout, stderr) = self.output();
         Run {
             command: self.display.clone(),
             status,
