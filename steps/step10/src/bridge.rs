@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::errors::HintExt;
 use crate::trace::trace;
 
 pub const BRIDGE: &str = "box-br0";
@@ -81,6 +82,32 @@ pub fn lock() -> Result<Lock> {
         return Err(std::io::Error::last_os_error()).context("failed to lock /run");
     }
     Ok(Lock { _held: run })
+}
+
+/// Membership of the bridge: dropping it leaves the bridge, and the last container out removes
+/// it. Made *before* the bridge is set up, so that a failure half-way through removes the half.
+pub struct Membership;
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        if let Ok(lock) = lock() {
+            remove_if_unused(&lock);
+        }
+    }
+}
+
+/// The bridge's way out needs iptables.
+pub fn check_tools() -> Result<()> {
+    let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .any(|dir| Path::new(dir).join("iptables").exists());
+    if !found {
+        return Err(anyhow::anyhow!(
+            "the iptables command is missing: the bridge network needs it for NAT"
+        ))
+        .hint("install iptables, or run with --net veth");
+    }
+    Ok(())
 }
 
 fn exists() -> bool {

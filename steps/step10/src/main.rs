@@ -166,6 +166,9 @@ fn run(args: Args) -> Result<u8, Failure> {
     let layers = overlay::check_layers(&image, &args.layer)?;
     overlay::check_kernel()?;
     net::check_tools()?;
+    if args.net == net::Mode::Bridge {
+        bridge::check_tools()?;
+    }
 
     // The cgroup exists before the container does, so its first process is born limited.
     let host = cgroup::detect_host()?;
@@ -216,13 +219,15 @@ fn run(args: Args) -> Result<u8, Failure> {
     // Init joins the cgroup before it may go on: all it forks, the command too, is born there.
     cgroup.add_process(pid)?;
     // And it has a network before it goes on. The host's end is deleted when `host_link` is
-    // dropped, at the end of the run. The bridge is made (if this is the first container) and
-    // joined under a lock, so that the last container of another runtime cannot remove it now.
+    // dropped; then `membership` is, and the last container on the bridge removes it. The
+    // bridge is made (by the first container) and joined under a lock, so that the last
+    // container of another runtime cannot remove it in between.
     let subnet = claim.as_ref().map(|claim| claim.subnet);
+    let _membership = (args.net == net::Mode::Bridge).then_some(bridge::Membership);
     let host_link = {
-        let _lock = bridge::lock()?;
+        let lock = bridge::lock()?;
         if args.net == net::Mode::Bridge {
-            bridge::ensure_bridge(&_lock)?;
+            bridge::ensure_bridge(&lock)?;
         }
         net::connect(args.net, pid, &state.name(), subnet)?
     };
@@ -248,12 +253,9 @@ fn run(args: Args) -> Result<u8, Failure> {
             container.scratch.upper().display()
         );
     }
-    // Dropped here, in reverse order: the host's end of the veth pair, the scratch area (with
-    // the container), the cgroup, then the record.
+    // Dropped here, in reverse order: the host's end of the veth pair, the bridge membership,
+    // the scratch area (with the container), the cgroup, then the record.
     drop(host_link);
-    if args.net == net::Mode::Bridge {
-        bridge::remove_if_unused(&bridge::lock()?);
-    }
     Ok(status)
 }
 // ANCHOR_END: run
