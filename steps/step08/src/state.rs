@@ -80,10 +80,14 @@ fn runtime_alive(dir: &Path) -> bool {
         // Being created right now by another run, or not ours to judge.
         return true;
     };
-    match text.trim().parse::<i32>() {
+    match text.trim() {
+        // Created, and its pid not written yet: a runtime is starting.
+        "" => true,
         // Signal 0 only checks that the process exists.
-        Ok(pid) => kill(Pid::from_raw(pid), None).is_ok(),
-        Err(_) => false,
+        pid => pid
+            .parse::<i32>()
+            .map(|pid| kill(Pid::from_raw(pid), None).is_ok())
+            .unwrap_or(false),
     }
 }
 
