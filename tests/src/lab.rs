@@ -109,6 +109,17 @@ impl Lab {
         (command, display_command(step, args))
     }
 
+    /// The step's whole command line (binary, the lab's image, a name, `args`), quoted for a
+    /// shell: for tools that take one command string, like script(1).
+    pub fn command_line(&self, step: u32, args: &[&str]) -> String {
+        let (command, _) = self.command(step, args);
+        let words: Vec<String> = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect();
+        shell_words(words.iter().map(String::as_str))
+    }
+
     /// Run `stepNN --rootfs <lab image> ARGS`, with stdout and stderr kept apart.
     pub fn run(&self, step: u32, args: &[&str]) -> Run {
         let (command, display) = self.command(step, args);

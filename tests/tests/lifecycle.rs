@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use box_tests::binaries::{no_network, step_name, steps_from, FIRST_STEP_WITH_INIT};
-use box_tests::{require_root, Lab};
+use box_tests::{guard, require_root, Lab};
 use nix::sys::signal::Signal;
 
 fn is_running(pid: u32) -> bool {
@@ -112,4 +112,58 @@ fn is_zombie(pid: u32) -> bool {
     stat.rfind(')')
         .and_then(|end| stat[end + 1..].split_whitespace().next())
         == Some("Z")
+}
+
+/// Ctrl-C in a terminal sends SIGINT to the terminal's foreground process group: the runtime
+/// and the container's processes alike. The runtime must ignore it (and, with an init, pass it
+/// on), so that it is the command that gets interrupted. script(1) gives the step a pseudo-
+/// terminal; the test types ^C into it.
+#[test]
+fn ctrl_c_reaches_the_command_not_the_runtime() {
+    require_root!();
+    let lab = Lab::new();
+    for step in box_tests::binaries::steps().iter().copied() {
+        let inner = lab.command_line(
+            step,
+            &[
+                "--",
+                "/bin/sh",
+                "-c",
+                "trap 'echo interrupted; exit 3' INT; echo ready; sleep 10; echo not interrupted",
+            ],
+        );
+        let mut terminal = guard::spawn(
+            std::process::Command::new("script")
+                .args(["-qfec", &inner, "/dev/null"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped()),
+        )
+        .expect("script");
+        let mut output = terminal.stdout.take().unwrap();
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.contains("ready") && Instant::now() < deadline {
+            let mut buf = [0u8; 256];
+            let n = std::io::Read::read(&mut output, &mut buf).unwrap_or(0);
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        std::io::Write::write_all(terminal.stdin.as_mut().unwrap(), b"\x03").unwrap();
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut output, &mut rest);
+        let status = terminal.wait().unwrap();
+        guard::untrack(terminal.id());
+        let all = format!("{seen}{rest}");
+        assert!(
+            all.contains("interrupted") && !all.contains("not interrupted"),
+            "{}: {all:?}",
+            step_name(step)
+        );
+        assert_eq!(
+            status.code(),
+            Some(3),
+            "{}: the runtime should exit with the command's status: {all:?}",
+            step_name(step)
+        );
+    }
 }
