@@ -112,7 +112,8 @@ fn state(pid: i32) -> String {
         .to_string()
 }
 
-fn is_zombie(pid: i32) -> bool {
+/// A process that has exited and waits for its parent to collect it.
+pub fn is_zombie(pid: i32) -> bool {
     state(pid) == "Z"
 }
 

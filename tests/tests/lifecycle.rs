@@ -78,11 +78,15 @@ fn the_container_dies_with_its_runtime() {
         assert_eq!(run.status, 137, "{run}");
         // Init has the parent-death signal; its death ends the namespace.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while everything.iter().any(|pid| is_running(*pid) && !is_zombie(*pid)) && Instant::now() < deadline {
+        while everything
+            .iter()
+            .any(|pid| is_running(*pid) && !guard::is_zombie(*pid as i32))
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(
-            !is_running(sleep) || is_zombie(sleep),
+            !is_running(sleep) || guard::is_zombie(sleep as i32),
             "{}: sleep outlived its runtime",
             step_name(step)
         );
@@ -105,13 +109,6 @@ fn the_container_dies_with_its_runtime() {
             step_name(step)
         );
     }
-}
-
-fn is_zombie(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rfind(')')
-        .and_then(|end| stat[end + 1..].split_whitespace().next())
-        == Some("Z")
 }
 
 /// Ctrl-C in a terminal sends SIGINT to the terminal's foreground process group: the runtime
