@@ -129,8 +129,12 @@ fn ctrl_c_reaches_the_command_not_the_runtime() {
                 "trap 'echo interrupted; exit 3' INT; echo ready; sleep 10; echo not interrupted",
             ],
         );
+        // script(1) runs its command with `$SHELL -c`; `exec` makes every shell replace itself
+        // with the runtime, so no shell waits in between (dash would die of the ^C itself).
+        let inner = format!("exec {inner}");
         let mut terminal = guard::spawn(
             std::process::Command::new("script")
+                .env("SHELL", "/bin/sh")
                 .args(["-qfec", &inner, "/dev/null"])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped()),
