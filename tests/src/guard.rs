@@ -151,6 +151,13 @@ pub fn leftovers(scope: &Scope) -> Vec<String> {
             left.push(format!("mount: {}", mount_point.display()));
         }
     }
+    // A container's init whose runtime was killed is still dying for a moment (as PID 1 it
+    // waits in the kernel for the rest of its namespace), possibly another test's: a leak is a
+    // process that stays.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while orphans().iter().any(|pid| !is_zombie(*pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     for pid in orphans() {
         // A zombie is a process that has already ended: it is only waiting for its parent,
         // which is us because we are a subreaper (outside the tests, the host's init).

@@ -30,66 +30,50 @@ fn check(name: &str, runs: &[Run]) {
     settings().bind(|| insta::assert_snapshot!(name, transcript(runs)));
 }
 
-#[test]
-fn step01_hello() {
-    require_root!();
-    let lab = Lab::new();
-    check("step01_hello", &[lab.session(1, &["--", "/bin/echo", "hello"])]);
+/// A test that makes a fresh lab, runs `$runs` in it (an expression that gives the runs, in
+/// order) and snapshots their transcript under the test's own name.
+macro_rules! session_test {
+    ($name:ident, |$lab:ident| $runs:expr) => {
+        #[test]
+        fn $name() {
+            require_root!();
+            let $lab = Lab::new();
+            let runs = $runs;
+            check(stringify!($name), &runs);
+        }
+    };
 }
 
-#[test]
-fn step01_inside() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step01_inside",
-        &[
-            lab.session(1, &["--", "/bin/ls", "/"]),
-            lab.session(1, &["--", "/bin/sh", "-c", "echo \"pid: $$\"; hostname; id"]),
-            lab.session(1, &["--", "/bin/ps"]),
-        ],
-    );
-}
+session_test!(
+    step01_hello,
+    |lab| [lab.session(1, &["--", "/bin/echo", "hello"])]
+);
 
-#[test]
-fn step01_trace() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step01_trace",
-        &[lab.session(1, &["--trace", "--", "/bin/echo", "hello"])],
-    );
-}
+session_test!(step01_inside, |lab| [
+    lab.session(1, &["--", "/bin/ls", "/"]),
+    lab.session(1, &["--", "/bin/sh", "-c", "echo \"pid: $$\"; hostname; id"]),
+    lab.session(1, &["--", "/bin/ps"]),
+]);
 
-#[test]
-fn step01_exit_statuses() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step01_exit_statuses",
-        &[
-            lab.session(1, &["--", "/bin/sh", "-c", "exit 42"]),
-            lab.session(1, &["--", "/bin/sh", "-c", "kill -9 $$"]),
-            lab.session(1, &["--", "no-such-command"]),
-            lab.session(1, &["--", "/etc/passwd"]),
-            lab.session_without_image(1, &["--rootfs", "/no/such/image", "--", "/bin/true"]),
-        ],
-    );
-}
+session_test!(step01_trace, |lab| [
+    lab.session(1, &["--trace", "--", "/bin/echo", "hello"])
+]);
 
-#[test]
-fn step01_escape() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step01_exit_statuses, |lab| [
+    lab.session(1, &["--", "/bin/sh", "-c", "exit 42"]),
+    lab.session(1, &["--", "/bin/sh", "-c", "kill -9 $$"]),
+    lab.session(1, &["--", "no-such-command"]),
+    lab.session(1, &["--", "/etc/passwd"]),
+    lab.session_without_image(1, &["--rootfs", "/no/such/image", "--", "/bin/true"]),
+]);
+
+session_test!(step01_escape, |lab| {
     let host_file = lab.host_file().to_str().unwrap().to_string();
-    check(
-        "step01_escape",
-        &[
-            lab.session(1, &["--", "/bin/cat", &host_file]),
-            lab.session(1, &["--", "/bin/box-probe", "escape", &host_file]),
-        ],
-    );
-}
+    [
+        lab.session(1, &["--", "/bin/cat", &host_file]),
+        lab.session(1, &["--", "/bin/box-probe", "escape", &host_file]),
+    ]
+});
 
 #[test]
 fn step01_from_the_host() {
@@ -125,54 +109,32 @@ fn step01_from_the_host() {
     settings().bind(|| insta::assert_snapshot!("step01_from_the_host", text));
 }
 
-#[test]
-fn step02_hostname() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step02_hostname",
+session_test!(step02_hostname, |lab| [
+    lab.session(2, &["--hostname", "box", "--", "/bin/hostname"]),
+    lab.session(2, &["--", "/bin/hostname"]),
+    lab.session(
+        2,
         &[
-            lab.session(2, &["--hostname", "box", "--", "/bin/hostname"]),
-            lab.session(2, &["--", "/bin/hostname"]),
-            lab.session(
-                2,
-                &[
-                    "--hostname",
-                    "box",
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    "hostname renamed; hostname",
-                ],
-            ),
-            host_session("hostname", &[]),
+            "--hostname",
+            "box",
+            "--",
+            "/bin/sh",
+            "-c",
+            "hostname renamed; hostname",
         ],
-    );
-}
+    ),
+    host_session("hostname", &[]),
+]);
 
-#[test]
-fn step02_trace() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step02_trace",
-        &[lab.session(2, &["--trace", "--hostname", "box", "--", "/bin/hostname"])],
-    );
-}
+session_test!(step02_trace, |lab| [
+    lab.session(2, &["--trace", "--hostname", "box", "--", "/bin/hostname"])
+]);
 
-#[test]
-fn step02_bad_input() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step02_bad_input",
-        &[
-            lab.session(2, &["--hostname", "my box", "--", "/bin/true"]),
-            lab.session(2, &["--hostname", &"x".repeat(65), "--", "/bin/true"]),
-            lab.session(2, &["--name", "My_Box", "--", "/bin/true"]),
-        ],
-    );
-}
+session_test!(step02_bad_input, |lab| [
+    lab.session(2, &["--hostname", "my box", "--", "/bin/true"]),
+    lab.session(2, &["--hostname", &"x".repeat(65), "--", "/bin/true"]),
+    lab.session(2, &["--name", "My_Box", "--", "/bin/true"]),
+]);
 
 #[test]
 fn step02_from_the_host() {
@@ -209,61 +171,31 @@ fn step02_from_the_host() {
     settings().bind(|| insta::assert_snapshot!("step02_from_the_host", text));
 }
 
-#[test]
-fn step03_pids() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step03_pids",
-        &[
-            lab.session(
-                3,
-                &["--", "/bin/sh", "-c", "echo \"my pid: $$, my parent: $PPID\""],
-            ),
-            lab.session(3, &["--", "/bin/sh", "-c", "kill -0 1 && echo pid 1 is here"]),
-            lab.session(3, &["--", "/bin/ps"]),
-        ],
-    );
-}
+session_test!(step03_pids, |lab| [
+    lab.session(
+        3,
+        &["--", "/bin/sh", "-c", "echo \"my pid: $$, my parent: $PPID\""],
+    ),
+    lab.session(3, &["--", "/bin/sh", "-c", "kill -0 1 && echo pid 1 is here"]),
+    lab.session(3, &["--", "/bin/ps"]),
+]);
 
-#[test]
-fn step03_trace() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step03_trace",
-        &[lab.session(3, &["--trace", "--hostname", "box", "--", "/bin/echo", "hello"])],
-    );
-}
+session_test!(step03_trace, |lab| [
+    lab.session(3, &["--trace", "--hostname", "box", "--", "/bin/echo", "hello"])
+]);
 
-#[test]
-fn step03_orphans() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step03_orphans",
-        &[lab.session(
-            3,
-            &["--trace", "--hostname", "box", "--", "/bin/box-probe", "orphan"],
-        )],
-    );
-}
+session_test!(step03_orphans, |lab| [lab.session(
+    3,
+    &["--trace", "--hostname", "box", "--", "/bin/box-probe", "orphan"],
+)]);
 
-#[test]
-fn step03_stopping() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step03_stopping",
-        &[
-            lab.shell_session(3, "STEP -- /bin/sleep 30 & sleep 0.5; kill $!; wait $!"),
-            lab.shell_session(
-                3,
-                "STEP --stop-timeout 1 -- /bin/sh -c \"trap '' TERM; sleep 30\" & sleep 0.5; kill $!; wait $!",
-            ),
-        ],
-    );
-}
+session_test!(step03_stopping, |lab| [
+    lab.shell_session(3, "STEP -- /bin/sleep 30 & sleep 0.5; kill $!; wait $!"),
+    lab.shell_session(
+        3,
+        "STEP --stop-timeout 1 -- /bin/sh -c \"trap '' TERM; sleep 30\" & sleep 1; kill $!; wait $!",
+    ),
+]);
 
 #[test]
 fn step03_from_the_host() {
@@ -301,54 +233,28 @@ fn step03_from_the_host() {
     settings().bind(|| insta::assert_snapshot!("step03_from_the_host", text));
 }
 
-#[test]
-fn step04_inside() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step04_inside",
-        &[
-            lab.session(4, &["--", "/bin/ps"]),
-            lab.session(4, &["--", "cut", "-d", " ", "-f", "5", "/proc/self/mountinfo"]),
-            lab.session(4, &["--", "/bin/ls", "/proc/1/root/"]),
-        ],
-    );
-}
+session_test!(step04_inside, |lab| [
+    lab.session(4, &["--", "/bin/ps"]),
+    lab.session(4, &["--", "cut", "-d", " ", "-f", "5", "/proc/self/mountinfo"]),
+    lab.session(4, &["--", "/bin/ls", "/proc/1/root/"]),
+]);
 
-#[test]
-fn step04_trace() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step04_trace",
-        &[lab.session(4, &["--trace", "--hostname", "box", "--", "/bin/echo", "hello"])],
-    );
-}
+session_test!(step04_trace, |lab| [
+    lab.session(4, &["--trace", "--hostname", "box", "--", "/bin/echo", "hello"])
+]);
 
-#[test]
-fn step04_escape() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step04_escape, |lab| {
     let host_file = lab.host_file().to_str().unwrap().to_string();
-    check(
-        "step04_escape",
-        &[lab.session(4, &["--", "/bin/box-probe", "escape", &host_file])],
-    );
-}
+    [lab.session(4, &["--", "/bin/box-probe", "escape", &host_file])]
+});
 
-#[test]
-fn step04_bad_image() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step04_bad_image, |lab| {
     let bad = lab.dir().join("bad-image");
     std::fs::create_dir_all(bad.join("bin")).unwrap();
     std::os::unix::fs::symlink("/", bad.join("proc")).unwrap();
     let bad = bad.to_str().unwrap().to_string();
-    check(
-        "step04_bad_image",
-        &[lab.session_without_image(4, &["--rootfs", &bad, "--", "/bin/true"])],
-    );
-}
+    [lab.session_without_image(4, &["--rootfs", &bad, "--", "/bin/true"])]
+});
 
 #[test]
 fn step04_from_the_host() {
@@ -390,149 +296,96 @@ fn safe_view(lab: &Lab, step: u32) -> Vec<Run> {
     ]
 }
 
-#[test]
-fn step05_the_hole() {
-    require_root!();
-    let lab = Lab::new();
-    check("step05_the_hole", &safe_view(&lab, 4));
-}
+session_test!(step05_the_hole, |lab| { safe_view(&lab, 4) });
 
-#[test]
-fn step05_closed() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step05_closed, |lab| {
     let mut runs = safe_view(&lab, 5);
     let background = "sleep 0.1 & wait $! && echo 'a background job works: /dev/null exists'";
     runs.push(lab.session(5, &["--", "/bin/sh", "-c", background]));
-    check("step05_closed", &runs);
-}
+    runs
+});
 
-#[test]
-fn step05_trace() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step05_trace",
-        &[lab.session(5, &["--trace", "--hostname", "box", "--", "/bin/true"])],
-    );
-}
+session_test!(step05_trace, |lab| [
+    lab.session(5, &["--trace", "--hostname", "box", "--", "/bin/true"])
+]);
 
 /// Undo a mask from chapter 5, in the container's own mount namespace: harmless to the host.
 const UNMASK: &str = "umount /proc/keys; /bin/box-probe check /proc/keys";
 
-#[test]
-fn step06_the_hole() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step06_the_hole",
-        &[lab.session(5, &["--", "/bin/sh", "-c", UNMASK])],
-    );
-}
+session_test!(step06_the_hole, |lab| [
+    lab.session(5, &["--", "/bin/sh", "-c", UNMASK])
+]);
 
-#[test]
-fn step06_closed() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step06_closed",
+session_test!(step06_closed, |lab| [
+    lab.session(6, &["--", "/bin/sh", "-c", UNMASK]),
+    lab.session(
+        6,
         &[
-            lab.session(6, &["--", "/bin/sh", "-c", UNMASK]),
-            lab.session(
-                6,
-                &[
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
-                ],
-            ),
-            lab.session(
-                6,
-                &[
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    "mount -t tmpfs scratch /mnt; unshare --uts true; echo still here",
-                ],
-            ),
+            "--",
+            "/bin/sh",
+            "-c",
+            "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
         ],
-    );
-}
-
-#[test]
-fn step06_capability_flags() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step06_capability_flags",
+    ),
+    lab.session(
+        6,
         &[
-            lab.session(6, &["--", "/bin/chown", "nobody", "/tmp"]),
-            lab.session(6, &["--cap-drop", "CHOWN", "--", "/bin/chown", "nobody", "/tmp"]),
-            lab.session(
-                6,
-                &[
-                    "--cap-drop",
-                    "ALL",
-                    "--",
-                    "/bin/grep",
-                    "CapEff",
-                    "/proc/self/status",
-                ],
-            ),
-            lab.session(
-                6,
-                &[
-                    "--cap-add",
-                    "SYS_ADMIN",
-                    "--",
-                    "/bin/grep",
-                    "CapEff",
-                    "/proc/self/status",
-                ],
-            ),
-            lab.session(6, &["--cap-add", "SUPERPOWERS", "--", "/bin/true"]),
+            "--",
+            "/bin/sh",
+            "-c",
+            "mount -t tmpfs scratch /mnt; unshare --uts true; echo still here",
         ],
-    );
-}
+    ),
+]);
 
-#[test]
-fn step06_trace() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step06_trace",
-        &[lab.session(6, &["--trace", "--hostname", "box", "--", "/bin/true"])],
-    );
-}
-
-#[test]
-fn step07_limits() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step07_limits",
+session_test!(step06_capability_flags, |lab| [
+    lab.session(6, &["--", "/bin/chown", "nobody", "/tmp"]),
+    lab.session(6, &["--cap-drop", "CHOWN", "--", "/bin/chown", "nobody", "/tmp"]),
+    lab.session(
+        6,
         &[
-            lab.session(7, &["--memory", "32m", "--", "/bin/box-probe", "hog", "256"]),
-            lab.session(
-                7,
-                &[
-                    "--pids",
-                    "16",
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    "for i in $(seq 20); do sleep 1 & done; wait",
-                ],
-            ),
+            "--cap-drop",
+            "ALL",
+            "--",
+            "/bin/grep",
+            "CapEff",
+            "/proc/self/status",
         ],
-    );
-}
+    ),
+    lab.session(
+        6,
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--",
+            "/bin/grep",
+            "CapEff",
+            "/proc/self/status",
+        ],
+    ),
+    lab.session(6, &["--cap-add", "SUPERPOWERS", "--", "/bin/true"]),
+]);
 
-#[test]
-fn step07_bad_input() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step06_trace, |lab| [
+    lab.session(6, &["--trace", "--hostname", "box", "--", "/bin/true"])
+]);
+
+session_test!(step07_limits, |lab| [
+    lab.session(7, &["--memory", "32m", "--", "/bin/box-probe", "hog", "256"]),
+    lab.session(
+        7,
+        &[
+            "--pids",
+            "16",
+            "--",
+            "/bin/sh",
+            "-c",
+            "for i in $(seq 20); do sleep 5 & done; wait",
+        ],
+    ),
+]);
+
+session_test!(step07_bad_input, |lab| {
     let runs: Vec<Run> = [
         ["--memory", "0"],
         ["--memory", "12x"],
@@ -544,13 +397,10 @@ fn step07_bad_input() {
     .iter()
     .map(|flag| lab.session(7, &[flag[0], flag[1], "--", "/bin/true"]))
     .collect();
-    check("step07_bad_input", &runs);
-}
+    runs
+});
 
-#[test]
-fn step07_trace() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step07_trace, |lab| {
     let args = [
         "--trace",
         "--hostname",
@@ -564,8 +414,8 @@ fn step07_trace() {
         "--",
         "/bin/true",
     ];
-    check("step07_trace", &[lab.session(7, &args)]);
-}
+    [lab.session(7, &args)]
+});
 
 #[test]
 fn step07_from_the_host() {
@@ -596,10 +446,7 @@ fn step07_from_the_host() {
     settings().bind(|| insta::assert_snapshot!("step07_from_the_host", text));
 }
 
-#[test]
-fn step08_the_hole() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step08_the_hole, |lab| {
     let note = lab.image().join("note");
     let runs = [
         lab.session(7, &["--", "/bin/sh", "-c", "echo written by a container > /note"]),
@@ -607,24 +454,18 @@ fn step08_the_hole() {
         lab.session(7, &["--", "/bin/cat", "/note"]),
     ];
     std::fs::remove_file(note).unwrap();
-    check("step08_the_hole", &runs);
-}
+    runs
+});
 
-#[test]
-fn step08_layers() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step08_layers, |lab| {
     let web = box_tests::binaries::workspace().join("layers/web");
     let web = web.to_str().unwrap();
-    check(
-        "step08_layers",
-        &[
-            lab.session(8, &["--", "/bin/ls", "/var/www"]),
-            lab.session(8, &["--layer", web, "--", "/bin/cat", "/var/www/index.html"]),
-            host_session("find", &[web, "-type", "f"]),
-        ],
-    );
-}
+    [
+        lab.session(8, &["--", "/bin/ls", "/var/www"]),
+        lab.session(8, &["--layer", web, "--", "/bin/cat", "/var/www/index.html"]),
+        host_session("find", &[web, "-type", "f"]),
+    ]
+});
 
 #[test]
 fn step08_copy_on_write() {
@@ -668,23 +509,12 @@ fn step08_copy_on_write() {
     settings().bind(|| insta::assert_snapshot!("step08_copy_on_write", text));
 }
 
-#[test]
-fn step08_bad_input() {
-    require_root!();
-    let lab = Lab::new();
-    check(
-        "step08_bad_input",
-        &[
-            lab.session(8, &["--layer", "/no/such/layer", "--", "/bin/true"]),
-            lab.session(8, &["--layer", "/etc/hostname", "--", "/bin/true"]),
-        ],
-    );
-}
+session_test!(step08_bad_input, |lab| [
+    lab.session(8, &["--layer", "/no/such/layer", "--", "/bin/true"]),
+    lab.session(8, &["--layer", "/etc/hostname", "--", "/bin/true"]),
+]);
 
-#[test]
-fn step08_trace() {
-    require_root!();
-    let lab = Lab::new();
+session_test!(step08_trace, |lab| {
     let web = box_tests::binaries::workspace().join("layers/web");
     let args = [
         "--trace",
@@ -695,8 +525,8 @@ fn step08_trace() {
         "--",
         "/bin/true",
     ];
-    check("step08_trace", &[lab.session(8, &args)]);
-}
+    [lab.session(8, &args)]
+});
 
 /// Replace the container subnet's addresses (they come from the random test names).
 fn mask_subnet(text: &str) -> String {
@@ -828,18 +658,16 @@ fn step09_from_the_host() {
 /// only for the first and the last container on it.
 static BRIDGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-fn step10_web() {
-    require_root!();
+session_test!(step10_web, |lab| {
     let _turn = BRIDGE.lock().unwrap_or_else(|p| p.into_inner());
-    let lab = Lab::new();
     let run = lab.shell_session(
         10,
         "STEP --publish 8080:80 --layer layers/web -- /usr/local/bin/serve 2>/dev/null & \
-         sleep 1; busybox wget -q -O - http://localhost:8080/; kill $!; wait $!",
+         until busybox wget -q -O - http://localhost:8080/ 2>/dev/null; do sleep 0.1; done; \
+         kill $!; wait $!",
     );
-    check("step10_web", &[run]);
-}
+    [run]
+});
 
 #[test]
 fn step10_trace() {
@@ -881,11 +709,8 @@ fn mask_bridge_address(text: &str) -> String {
     out
 }
 
-#[test]
-fn step10_from_the_host() {
-    require_root!();
+session_test!(step10_from_the_host, |lab| {
     let _turn = BRIDGE.lock().unwrap_or_else(|p| p.into_inner());
-    let lab = Lab::new();
     let running = lab.start(10, &["--", "/bin/sleep", "30"]);
     running.wait_for_command("sleep");
     let runs = vec![
@@ -905,5 +730,5 @@ fn step10_from_the_host() {
     let mut runs = runs;
     runs.push(host_session("ip", &["link", "show", "box-br0"]));
     runs.push(host_session("sh", &["-c", "iptables -w -S | grep -c box-br0"]));
-    check("step10_from_the_host", &runs);
-}
+    runs
+});
