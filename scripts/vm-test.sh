@@ -79,66 +79,128 @@ for module in overlay veth bridge nf_tables nft_compat nft_chain_nat xt_MASQUERA
             echo "$name" >> "$initrd/work/modules"
         done
 done
-cat > "$initrd/init" <<'INIT'
+# /init: stage 1 moves to a tmpfs (pivot_root refuses the initramfs itself as the old root);
+# stage 2 mounts the kernel's filesystems with cgroup v2 only, loads the modules, and either
+# runs the checks itself or hands over to systemd, which mounts them itself.
+write_init() {
+    local dir=$1 stage2=$2
+    cat > "$dir/init" <<INIT
 #!/bin/sh
-# Stage 1: pivot_root refuses the initramfs itself as the old root, so move to a tmpfs first.
 mount -t proc proc /proc
 if [ ! -e /run/stage2 ]; then
     mkdir -p /newroot && mount -t tmpfs -o size=800m tmpfs /newroot
     for entry in /*; do
-        case "$entry" in /newroot|/proc|/sys|/dev) continue ;; esac
-        cp -a "$entry" /newroot/
+        case "\$entry" in /newroot|/proc|/sys|/dev) continue ;; esac
+        cp -a "\$entry" /newroot/
     done
     mkdir -p /newroot/proc /newroot/sys /newroot/dev && touch /newroot/run/stage2
     umount /proc
     exec switch_root /newroot /init
 fi
-# Stage 2: the kernel's filesystems, cgroup v2 only, the modules, then the checks.
-mount -t sysfs sysfs /sys
+while read -r module; do insmod "/lib/modules/\$module" 2>/dev/null; done < /work/modules
+echo "VM-READY kernel \$(uname -r)"
+$stage2
+INIT
+    chmod +x "$dir/init"
+}
+write_init "$initrd" 'mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
-while read -r module; do insmod "/lib/modules/$module" 2>/dev/null; done < /work/modules
 ip link set lo up
-echo "VM-READY kernel $(uname -r)"
 sh /work/checks.sh
 echo "CHECKS-DONE"
-poweroff -f
-INIT
-chmod +x "$initrd/init"
-(cd "$initrd" && find . | bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initramfs.gz"
+poweroff -f'
+pack() { (cd "$1" && find . | "$initrd/bin/busybox" cpio -o -H newc 2>/dev/null | gzip -1) > "$2"; }
+pack "$initrd" "$work/initramfs.gz"
 say "initramfs: $(du -h "$work/initramfs.gz" | cut -f1), kernel $version"
 
-# 4. Boot: KVM when it works (it reaches our first line within seconds), else TCG.
+# 4. The same, with Debian's systemd as PID 1 (its package and the libraries it needs, unpacked,
+# not installed): the runner scripts/as-root must give step 7 on a delegated scope there.
+systemd_version=$(apt-cache policy systemd 2>/dev/null | sed -n 's/ *Candidate: //p')
+[ -n "$systemd_version" ] && [ "$systemd_version" != "(none)" ] || die "apt does not know the systemd package" "run apt-get update"
+debs="$work/systemd-$systemd_version"
+if [ ! -f "$debs/complete" ]; then
+    say "downloading systemd $systemd_version and its libraries"
+    rm -rf "$debs" && mkdir -p "$debs"
+    # The run-time closure of systemd, without the packaging tools (nothing is configured here).
+    packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+            --no-replaces --no-enhances systemd 2>/dev/null | grep -v -e '^ ' -e '^<' | sort -u |
+        grep -v -x -E 'cdebconf|debconf|dpkg|install-info|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|tar|readline-common|libreadline8')
+    # shellcheck disable=SC2086 # one word per package
+    (cd "$debs" && apt-get download -q $packages >/dev/null 2>&1) || die "could not download systemd's packages" "check that apt reaches Debian's archive"
+    touch "$debs/complete"
+fi
+systemd_root="$work/initramfs-systemd"
+rm -rf "$systemd_root" && mkdir -p "$systemd_root"
+for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$systemd_root"; done
+cp -a -n "$initrd/." "$systemd_root/"   # busybox fills in only what Debian's packages lack
+cp scripts/as-root "$systemd_root/work/as-root"
+cp tests/vm/systemd-checks.sh "$systemd_root/work/systemd-checks.sh"
+echo "root:x:0:0:root:/root:/bin/sh" > "$systemd_root/etc/passwd"
+echo "root:x:0:" > "$systemd_root/etc/group"
+echo 0123456789abcdef0123456789abcdef > "$systemd_root/etc/machine-id"   # not a first boot
+units="$systemd_root/etc/systemd/system"
+mkdir -p "$units"
+cat > "$units/checks.target" <<'UNIT'
+[Unit]
+Description=The workshop's checks under systemd
+Wants=checks.service
+UNIT
+cat > "$units/checks.service" <<'UNIT'
+[Unit]
+Description=The workshop's checks under systemd
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'sh /work/systemd-checks.sh; echo CHECKS-DONE'
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+ExecStopPost=/bin/systemctl poweroff --force --force
+UNIT
+write_init "$systemd_root" 'umount /proc
+exec /lib/systemd/systemd'
+pack "$systemd_root" "$work/initramfs-systemd.gz"
+say "initramfs with systemd $systemd_version: $(du -h "$work/initramfs-systemd.gz" | cut -f1)"
+
+# 5. Boot each: KVM when it works (it reaches our first line within seconds), else TCG.
+# boot ACCEL INITRAMFS APPEND LOG FIRST_LINE_WITHIN LIMIT
 boot() {
-    local accel=$1 first_line_within=$2 limit=$3 waited=0
+    local accel=$1 image=$2 append=$3 log=$4 first_line_within=$5 limit=$6 waited=0
     qemu-system-x86_64 -accel "$accel" -m 1536 -smp 2 -nographic -no-reboot \
-        -kernel "$kernel_dir/vmlinuz" -initrd "$work/initramfs.gz" \
-        -append "console=ttyS0 quiet panic=-1 rdinit=/init" > "$work/console.log" 2>&1 &
+        -kernel "$kernel_dir/vmlinuz" -initrd "$image" \
+        -append "console=ttyS0 quiet panic=-1 rdinit=/init $append" > "$log" 2>&1 &
     local qemu=$!
     while kill -0 "$qemu" 2>/dev/null; do
-        if [ "$waited" -ge "$limit" ] || { [ "$waited" -ge "$first_line_within" ] && ! grep -q VM-READY "$work/console.log"; }; then
+        if [ "$waited" -ge "$limit" ] || { [ "$waited" -ge "$first_line_within" ] && ! grep -q VM-READY "$log"; }; then
             kill "$qemu" 2>/dev/null; wait "$qemu" 2>/dev/null || true
             return 1
         fi
         sleep 1; waited=$((waited + 1))
     done
     wait "$qemu" 2>/dev/null || true
-    grep -q VM-READY "$work/console.log"
+    grep -q VM-READY "$log"
 }
-if [ -w /dev/kvm ] && boot kvm 20 600; then
+# results NAME LOG: print the check lines; fail unless they all passed and the checks finished.
+passed=0 failed=0
+results() {
+    local name=$1 log=$2
+    grep -q "VM-READY" "$log" || { tail -30 "$log" >&2; die "the $name VM did not boot (console: $log)"; }
+    say "$name: $(tr -d '\r' < "$log" | grep -o 'VM-READY.*' | head -n1)"
+    tr -d '\r' < "$log" | grep -E '^(PASS|FAIL) ' | sed 's/^/  /'
+    passed=$((passed + $(tr -d '\r' < "$log" | grep -c '^PASS ' || true)))
+    failed=$((failed + $(tr -d '\r' < "$log" | grep -c '^FAIL ' || true)))
+    grep -q "CHECKS-DONE" "$log" || { tail -20 "$log" >&2; die "the $name VM's checks did not finish (console: $log)"; }
+}
+if [ -w /dev/kvm ] && boot kvm "$work/initramfs.gz" "" "$work/console.log" 20 600; then
     accel=kvm
 else
     accel=tcg
-    boot tcg 120 600 || true
+    boot tcg "$work/initramfs.gz" "" "$work/console.log" 120 600 || true
 fi
 say "accelerator: $accel"
-grep -q "VM-READY" "$work/console.log" || { tail -30 "$work/console.log" >&2; die "the VM did not boot (console: $work/console.log)"; }
-say "$(tr -d '\r' < "$work/console.log" | grep -o 'VM-READY.*' | head -n1)"
-
-# 5. The results.
-tr -d '\r' < "$work/console.log" | grep -E '^(PASS|FAIL) ' | sed 's/^/  /'
-passed=$(tr -d '\r' < "$work/console.log" | grep -c '^PASS ' || true)
-failed=$(tr -d '\r' < "$work/console.log" | grep -c '^FAIL ' || true)
-grep -q "CHECKS-DONE" "$work/console.log" || { tail -20 "$work/console.log" >&2; die "the checks did not finish (console: $work/console.log)"; }
+results "busybox-init" "$work/console.log"
+boot "$accel" "$work/initramfs-systemd.gz" "systemd.unit=checks.target systemd.show_status=0 systemd.firstboot=off" \
+    "$work/console-systemd.log" 120 600 || true
+results "systemd" "$work/console-systemd.log"
 echo "vm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -22,6 +22,14 @@ expect_match() {
     if echo "$got" | grep -qE "$pattern"; then pass "$step" "$what"; else fail "$step" "$what" "wanted /$pattern/, got [$got]"; fi
 }
 status_of() { "$@" >/dev/null 2>&1; echo $?; }
+# wait_for COMMAND...: retry every tenth of a second, for up to 20 s, until the command succeeds.
+wait_for() {
+    tries=0
+    until "$@" >/dev/null 2>&1; do
+        tries=$((tries + 1)); [ $tries -lt 200 ] || return 1
+        sleep 0.1
+    done
+}
 cgroup_file() { cat "/sys/fs/cgroup/box-$1/$2" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//'; }
 
 if [ -f /sys/fs/cgroup/cgroup.controllers ] && ! grep -q ' cgroup ' /proc/mounts; then
@@ -57,7 +65,7 @@ for bin in /work/bin/step*; do
     if [ "$n" -ge 7 ]; then
         # The limits, read back from the container's v2 cgroup while it runs; gone afterwards.
         run "$s" --name vmlim --memory 32m --pids 16 --cpus 0.5 -- /bin/sleep 3 >/dev/null 2>&1 &
-        sleep 1.5
+        wait_for grep -q . /sys/fs/cgroup/box-vmlim/cgroup.procs
         limits="$(cgroup_file vmlim memory.max) $(cgroup_file vmlim pids.max) $(cgroup_file vmlim cpu.max)"
         wait
         expect "$s" "v2 limits read back (memory.max pids.max cpu.max)" "33554432 16 50000 100000" echo "$limits"
@@ -66,7 +74,7 @@ for bin in /work/bin/step*; do
         expect_match "$s" "v2 --memory 32m: OOM kill, reported" "ran out of memory.*status 137" \
             sh -c "/work/bin/$s --rootfs $IMAGE --memory 32m -- /bin/box-probe hog 256; echo status \$?"
         run "$s" --name vmcpu --cpus 0.5 -- /bin/box-probe spin 3 >/dev/null 2>&1 &
-        sleep 2
+        wait_for sh -c "grep -q '^nr_throttled [1-9]' /sys/fs/cgroup/box-vmcpu/cpu.stat"
         throttled=$(grep '^nr_throttled' /sys/fs/cgroup/box-vmcpu/cpu.stat 2>/dev/null | cut -d' ' -f2)
         wait
         expect "$s" "v2 --cpus 0.5 throttles a busy loop" "throttled" sh -c "[ '${throttled:-0}' -gt 0 ] && echo throttled || echo 'nr_throttled=${throttled:-none}'"
@@ -84,7 +92,7 @@ for bin in /work/bin/step*; do
         # The first container says its address, then stays; the second pings it.
         run "$s" --name vma -- /bin/sh -c 'ip -4 -o addr show eth0; sleep 4' > /tmp/first 2>&1 &
         first=$!
-        sleep 1.5
+        wait_for grep -q inet /tmp/first
         address=$(awk '{print $4}' /tmp/first | cut -d/ -f1)
         expect "$s" "bridge: one container pings another" "answers" \
             run "$s" -- /bin/sh -c "ping -c 1 -W 5 $address >/dev/null && echo answers"
@@ -92,7 +100,7 @@ for bin in /work/bin/step*; do
         # The runtime itself in the background (not the function run, whose $! is a subshell's).
         "/work/bin/$s" --rootfs "$IMAGE" --publish 8080:80 --layer /work/layers/web -- /usr/local/bin/serve >/dev/null 2>&1 &
         server=$!
-        sleep 1.5
+        wait_for wget -q -O - http://127.0.0.1:8080/
         expect_match "$s" "--publish 8080:80 serves the page on localhost" "Hello from a container" wget -q -O - http://127.0.0.1:8080/
         kill "$server"
         wait "$server"

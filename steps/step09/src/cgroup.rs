@@ -275,7 +275,10 @@ fn enable_v2_controllers(
                 missing.join(", "),
                 own.display()
             ))
-            .hint("run the step in a cgroup of its own: sudo systemd-run --scope -p Delegate=yes --quiet target/debug/step07 …");
+            .hint(format!(
+                "run the step in a cgroup of its own: sudo systemd-run --scope -p Delegate=yes --quiet target/debug/{} …",
+                env!("CARGO_PKG_NAME")
+            ));
         }
         trace!("mkdir({leaf:?})");
         fs::create_dir(leaf).with_context(|| format!("failed to create {}", leaf.display()))?;
