@@ -57,23 +57,35 @@ for ns in /run/netns/$PREFIX*; do
     alive "$ns" && continue
     act "network namespace ${ns##*/}" ip netns delete "${ns##*/}"
 done
+# The bridge (step 10) belongs to every container on it: it is in use while a link is attached
+# to it, as step 10 itself decides, and it is the workshop's only if step 10 made it (its alias,
+# which also keeps the host's old ip_forward).
+bridge=/sys/class/net/${PREFIX}br0
+bridge_in_use() { [ -n "$(ls -A "$bridge/brif" 2>/dev/null)" ]; }
+ours() { case "$(cat "$bridge/ifalias" 2>/dev/null)" in "box workshop bridge"*) return 0 ;; esac; return 1; }
 if command -v ip >/dev/null; then
-    # The workshop's bridge keeps the host's old ip_forward in its alias: put it back first.
-    if [ -e /sys/class/net/${PREFIX}br0 ] && [ "$check" = 0 ]; then
-        was=$(sed -n 's/.*ip_forward was \([01]\).*/\1/p' /sys/class/net/${PREFIX}br0/ifalias 2>/dev/null)
-        [ -n "$was" ] && echo "$was" > /proc/sys/net/ipv4/ip_forward && echo "restored: net.ipv4.ip_forward = $was"
-    fi
+    # The containers' links first: a dead container's link may still be attached to the bridge.
     for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
+        [ "$link" = "${PREFIX}br0" ] && continue
         alive "$link" && continue
         act "link $link" ip link delete "$link"
     done
+    if [ -e "$bridge" ] && ours && ! bridge_in_use; then
+        # Put ip_forward back first, as step 10 does.
+        if [ "$check" = 0 ]; then
+            was=$(sed -n 's/.*ip_forward was \([01]\).*/\1/p' "$bridge/ifalias" 2>/dev/null)
+            [ -n "$was" ] && echo "$was" > /proc/sys/net/ipv4/ip_forward && echo "restored: net.ipv4.ip_forward = $was"
+        fi
+        act "link ${PREFIX}br0" ip link delete "${PREFIX}br0"
+    fi
 fi
 
-# Firewall rules the steps tagged with a "box-" comment.
+# Firewall rules the steps tagged with a "box-" comment (the bridge's stay while it is in use).
 for tool in iptables ip6tables; do
     command -v "$tool" >/dev/null || continue
     for table in nat filter; do
         while read -r rule; do
+            case "$rule" in *"--comment ${PREFIX}br0 "*|*"--comment \"${PREFIX}br0\""*) bridge_in_use && continue ;; esac
             act "$tool -t $table rule: $rule" sh -c "$tool -t $table $(echo "$rule" | sed 's/^-A /-D /')"
         done < <("$tool" -t "$table" -S 2>/dev/null | grep -- "--comment \"\?$PREFIX")
     done

@@ -58,18 +58,8 @@ command -v cargo >/dev/null || die "cargo is not installed" \
 
 scripts/mkrootfs.sh
 
-# The host, as the steps will find it.
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-    cgroups="v2 (unified hierarchy)"
-elif [ -d /sys/fs/cgroup/unified ] && grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mounts; then
-    cgroups="hybrid (v1 controllers, plus an almost empty cgroup2 at /sys/fs/cgroup/unified)"
-elif grep -q " cgroup " /proc/self/mounts; then
-    cgroups="v1 (legacy)"
-else
-    cgroups="none mounted (step07 will say what to do)"
-fi
-grep -qw overlay /proc/filesystems 2>/dev/null || "${as_root[@]}" modprobe overlay 2>/dev/null || true
-overlay=$(grep -qw overlay /proc/filesystems 2>/dev/null && echo yes || echo "no (step08 needs it: modprobe overlay)")
-who=$([ "$(id -u)" -eq 0 ] && echo "root" || echo "$(id -un), through sudo")
-say "host: kernel $(uname -r); cgroups $cgroups; overlayfs $overlay; steps run as $who"
+# The host, as the steps will find it: what each step needs, checked.
+say "checking the host (scripts/doctor)"
+"${as_root[@]}" scripts/doctor || die "this machine cannot run every step (the FAIL lines above say why)" \
+    "fix what they name and run scripts/setup.sh again, or see book/src/appendix-troubleshooting.md"
 say "ready: try \`cargo run -p step01\`, and \`scripts/test.sh\` to run the tests"

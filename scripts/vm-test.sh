@@ -67,6 +67,7 @@ cp -a rootfs "$initrd/work/rootfs"
 cp target/probe/release/box-probe "$initrd/work/rootfs/bin/box-probe"
 mkdir -p "$initrd/work/layers" && cp -a layers/web "$initrd/work/layers/web"
 cp tests/vm/checks.sh "$initrd/work/checks.sh"
+mkdir -p "$initrd/work/scripts" && cp scripts/doctor "$initrd/work/scripts/doctor"
 # Kernel modules, in the order modprobe would load them.
 modules_root="$kernel_dir/unpacked"
 : > "$initrd/work/modules"

@@ -52,3 +52,95 @@ fn regex_escape(text: &str) -> String {
         out
     })
 }
+
+/// The host's cgroup layout, found as the steps find it: "v2" (unified), "hybrid" or "v1".
+pub fn cgroup_layout() -> &'static str {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let has = |fstype: &str| {
+        mountinfo
+            .lines()
+            .any(|line| line.split(" - ").nth(1).and_then(|rest| rest.split(' ').next()) == Some(fstype))
+    };
+    match (has("cgroup2"), has("cgroup")) {
+        (true, false) => "v2",
+        (true, true) => "hybrid",
+        _ => "v1",
+    }
+}
+
+/// Snapshot a session that shows the host's cgroup files, which differ from one cgroup layout
+/// to another, as `NAME@LAYOUT`. The repository holds what its CI machine (hybrid) recorded,
+/// and the book shows that. On a layout for which another one is recorded but not this one
+/// (most learners' machines are v2), the transcript is not compared, and the test says so: the
+/// cgroup tests check the behaviour on every layout. `INSTA_UPDATE=always` records it.
+pub fn assert_layout_snapshot(name: &str, text: &str) {
+    let layout = cgroup_layout();
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+    let recorded = |layout: &str| dir.join(format!("{name}@{layout}.snap")).exists();
+    let recording = std::env::var("INSTA_UPDATE").is_ok_and(|mode| mode == "always");
+    if !compared(layout, recorded, recording) {
+        eprintln!(
+            "note: {name}: this host's cgroups are {layout}, and only another layout's transcript is \
+             recorded: not compared (record one with INSTA_UPDATE=always)"
+        );
+        return;
+    }
+    let mut settings = settings();
+    settings.set_snapshot_suffix(layout);
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
+/// Whether a layout-dependent transcript is compared: always, unless another layout's is
+/// recorded and this one's is not (and we are not recording). With none recorded at all,
+/// insta's usual rules apply: a missing snapshot fails.
+fn compared(layout: &str, recorded: impl Fn(&str) -> bool, recording: bool) -> bool {
+    recording || recorded(layout) || !["v2", "hybrid", "v1"].into_iter().any(recorded)
+}
+
+/// Container addresses on the bridge depend on the container's id.
+pub fn mask_bridge_address(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("10.201.0.") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 9..];
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        if &tail[..digits] == "1" || &tail[..digits] == "0" {
+            out.push_str(&rest[at..at + 9 + digits]);
+        } else {
+            out.push_str("[CONTAINER]");
+        }
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replace the number that follows each `prefix` (a claim number, say) with `[N]`.
+pub fn mask_number_after(text: &str, prefix: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        out.push_str(&rest[..at + prefix.len()]);
+        let tail = &rest[at + prefix.len()..];
+        let digits = tail.chars().take_while(char::is_ascii_digit).count();
+        out.push_str(if digits > 0 { "[N]" } else { "" });
+        rest = &tail[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compared;
+
+    #[test]
+    fn a_recorded_layout_is_compared_and_a_missing_one_only_when_none_is_recorded() {
+        let hybrid_only = |layout: &str| layout == "hybrid";
+        assert!(compared("hybrid", hybrid_only, false));
+        assert!(!compared("v2", hybrid_only, false));
+        assert!(compared("v2", hybrid_only, true));
+        assert!(compared("v2", |_: &str| false, false));
+    }
+}

@@ -3,7 +3,7 @@
 //! the code prints today.
 
 use box_tests::lab::host_session;
-use box_tests::snapshot::settings;
+use box_tests::snapshot::{assert_layout_snapshot, mask_bridge_address, settings};
 use box_tests::{require_root, Lab, Run};
 
 /// `ps` pads pid columns to the width of the pids, which differs from run to run: squeeze the
@@ -33,13 +33,29 @@ fn check(name: &str, runs: &[Run]) {
 /// A test that makes a fresh lab, runs `$runs` in it (an expression that gives the runs, in
 /// order) and snapshots their transcript under the test's own name.
 macro_rules! session_test {
-    ($name:ident, |$lab:ident| $runs:expr) => {
+    ($(#[$doc:meta])* $name:ident, |$lab:ident| $runs:expr) => {
+        $(#[$doc])*
         #[test]
         fn $name() {
             require_root!();
             let $lab = Lab::new();
             let runs = $runs;
             check(stringify!($name), &runs);
+        }
+    };
+}
+
+/// Like `session_test!`, for sessions that show the host's cgroup files: snapshotted per cgroup
+/// layout (see [`assert_layout_snapshot`]).
+macro_rules! cgroup_session_test {
+    ($(#[$doc:meta])* $name:ident, |$lab:ident| $runs:expr) => {
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            require_root!();
+            let $lab = Lab::new();
+            let runs = $runs;
+            assert_layout_snapshot(stringify!($name), &transcript(&runs));
         }
     };
 }
@@ -74,6 +90,28 @@ session_test!(step01_escape, |lab| {
         lab.session(1, &["--", "/bin/box-probe", "escape", &host_file]),
     ]
 });
+
+session_test!(
+    /// What a learner sees who runs the binary without sudo (here as the user nobody, from a
+    /// copy of the binary that nobody may run).
+    step01_not_root,
+    |lab| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = lab.dir().join("as-nobody");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(box_tests::binaries::step_binary(1), dir.join("step01")).unwrap();
+        for path in [lab.dir(), dir.as_path()] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(dir.join("step01"))
+            .args(["--", "/bin/true"]);
+        let display = "target/debug/step01 -- /bin/true".to_string();
+        [box_tests::run::execute(command, display, true)]
+    }
+);
 
 #[test]
 fn step01_from_the_host() {
@@ -400,7 +438,7 @@ session_test!(step07_bad_input, |lab| {
     runs
 });
 
-session_test!(step07_trace, |lab| {
+cgroup_session_test!(step07_trace, |lab| {
     let args = [
         "--trace",
         "--hostname",
@@ -443,7 +481,7 @@ fn step07_from_the_host() {
     let text = transcript(&runs)
         .replace(&sleep, "[SLEEP-PID]")
         .replace(&runtime, "[RUNTIME-PID]");
-    settings().bind(|| insta::assert_snapshot!("step07_from_the_host", text));
+    assert_layout_snapshot("step07_from_the_host", &text);
 }
 
 session_test!(step08_the_hole, |lab| {
@@ -514,7 +552,7 @@ session_test!(step08_bad_input, |lab| [
     lab.session(8, &["--layer", "/etc/hostname", "--", "/bin/true"]),
 ]);
 
-session_test!(step08_trace, |lab| {
+cgroup_session_test!(step08_trace, |lab| {
     let web = box_tests::binaries::workspace().join("layers/web");
     let args = [
         "--trace",
@@ -587,7 +625,7 @@ fn step09_trace() {
     require_root!();
     let lab = Lab::new();
     let run = lab.session(9, &["--trace", "--hostname", "box", "--", "/bin/true"]);
-    settings().bind(|| insta::assert_snapshot!("step09_trace", mask_subnet(&run.transcript())));
+    assert_layout_snapshot("step09_trace", &mask_subnet(&run.transcript()));
 }
 
 #[test]
@@ -687,26 +725,7 @@ fn step10_trace() {
         ],
     );
     let text = mask_bridge_address(&run.transcript());
-    settings().bind(|| insta::assert_snapshot!("step10_trace", text));
-}
-
-/// Container addresses on the bridge depend on the container's id.
-fn mask_bridge_address(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("10.201.0.") {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at + 9..];
-        let digits = tail.chars().take_while(char::is_ascii_digit).count();
-        if &tail[..digits] == "1" || &tail[..digits] == "0" {
-            out.push_str(&rest[at..at + 9 + digits]);
-        } else {
-            out.push_str("[CONTAINER]");
-        }
-        rest = &tail[digits..];
-    }
-    out.push_str(rest);
-    out
+    assert_layout_snapshot("step10_trace", &text);
 }
 
 session_test!(step10_from_the_host, |lab| {

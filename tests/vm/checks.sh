@@ -38,6 +38,9 @@ else
     fail vm "cgroup v2 unified hierarchy" "not what this VM mounted"
 fi
 
+expect_match vm "scripts/doctor: every step can run here" "this machine can run every step" sh /work/scripts/doctor
+expect_match vm "scripts/doctor: v2 controllers available" "ok +memory +cgroup v2, available to /.*ok +pids +cgroup v2.*ok +cpu +cgroup v2" sh /work/scripts/doctor
+
 for bin in /work/bin/step*; do
     s=$(basename "$bin")
     n=$(number "$s")

@@ -35,6 +35,10 @@ expect "PID 1 is systemd, on cgroup v2" "systemd cgroup2" \
     sh -c 'echo "$(cat /proc/1/comm) $(awk "\$2 == \"/sys/fs/cgroup\" {print \$3}" /proc/mounts)"'
 expect_match "this shell is in a service's cgroup, not alone" "^0::/system.slice/checks.service$" cat /proc/self/cgroup
 
+expect_match "scripts/doctor: every step can run here, in a delegated scope" \
+    "ok +memory +cgroup v2; cargo run starts steps 7-10 in a delegated systemd scope.*this machine can run every step" \
+    sh /work/scripts/doctor
+
 # Without the runner's scope, step 7 cannot switch controllers on in a cgroup it shares: it says
 # so and how to fix it, and leaves nothing behind.
 expect_match "without a scope: a clear error and its fix" \
