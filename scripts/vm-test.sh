@@ -163,11 +163,85 @@ exec /lib/systemd/systemd'
 pack "$systemd_root" "$work/initramfs-systemd.gz"
 say "initramfs with systemd $systemd_version: $(du -h "$work/initramfs-systemd.gz" | cut -f1)"
 
-# 5. Boot each: KVM when it works (it reaches our first line within seconds), else TCG.
-# boot ACCEL INITRAMFS APPEND LOG FIRST_LINE_WITHIN LIMIT
+# 5. The whole Rust test suite, in the systemd VM: what a learner on a cgroup v2 distribution
+# with systemd runs. The test binaries (built here) run from the same path as on this machine,
+# with the step binaries and the probe in place (BOX_PREBUILT: there is no cargo in the VM), and
+# the host tools the tests use from Debian's packages.
+say "building the test suite"
+cargo test --quiet --workspace --locked --no-run
+tests=$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"kind":\["test"\].*"executable":"\([^"]*\)".*/\1/p')
+[ -n "$tests" ] || die "found no test binaries to run in the VM"
+tool_debs="$work/tools-$systemd_version"
+if [ ! -f "$tool_debs/complete" ]; then
+    say "downloading the tools the tests use"
+    rm -rf "$tool_debs" && mkdir -p "$tool_debs"
+    # Their run-time closure, less what the systemd image has and what would pull in perl.
+    packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+            --no-replaces --no-enhances coreutils findutils procps util-linux bsdutils grep sed mawk dash bash \
+            2>/dev/null | grep -v -e '^ ' -e '^<' | sort -u |
+        grep -v -x -E 'cdebconf|debconf|dpkg|install-info|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|tar|readline-common|libreadline8|usrmerge|usr-is-merged|perl|perl-base|perl-modules-.*|libperl.*|lib.*-perl|libgdbm.*|libdb5.3|gawk|original-awk|libelogind0|init-system-helpers')
+    # shellcheck disable=SC2086 # one word per package
+    (cd "$tool_debs" && apt-get download -q $packages >/dev/null 2>&1) || die "could not download the tools' packages" "check that apt reaches Debian's archive"
+    touch "$tool_debs/complete"
+fi
+suite_root="$work/initramfs-suite"
+rm -rf "$suite_root" && cp -a "$systemd_root" "$suite_root"
+for deb in "$tool_debs"/*.deb; do dpkg-deb -x "$deb" "$suite_root"; done
+ln -sf dash "$suite_root/bin/sh"
+printf '127.0.0.1 localhost\n' > "$suite_root/etc/hosts"
+echo boxvm > "$suite_root/etc/hostname"
+mirror="$suite_root$top"
+mkdir -p "$mirror/target/debug/deps" "$mirror/target/probe/release" "$mirror/tests/probe"
+cp -a rootfs layers scripts steps "$mirror/"
+mkdir -p "$mirror/book" && cp -a book/src book/book.toml "$mirror/book/"
+cp -a tests/snapshots "$mirror/tests/" && cp -a tests/probe/src "$mirror/tests/probe/"
+for step in target/debug/step[0-9][0-9]; do strip -o "$mirror/$step" "$step"; done
+cp target/probe/release/box-probe "$mirror/target/probe/release/"
+: > "$suite_root/work/suite-tests"
+for exe in $tests; do strip -o "$suite_root$exe" "$exe"; echo "$exe" >> "$suite_root/work/suite-tests"; done
+cat > "$suite_root/work/suite.sh" <<SUITE
+#!/bin/sh
+# Each test binary as cargo test runs it: from the package's directory, one after another.
+hostname boxvm
+cd $top/tests
+export BOX_PREBUILT=1 INSTA_UPDATE=no CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+while read -r exe; do
+    name=\$(basename "\$exe" | sed 's/-[0-9a-f]*\$//')
+    "\$exe" --test-threads=2 > /tmp/out 2>&1
+    status=\$?
+    grep -E '^test .* (ok|FAILED|ignored)\$' /tmp/out | sed "s/^test /test \$name: /"
+    grep '^note: ' /tmp/out | sed 's/^note: /NOTE /'
+    if [ \$status -eq 0 ]; then echo "PASS suite \$name"; else sed 's/^/    /' /tmp/out; echo "FAIL suite \$name: exit status \$status"; fi
+done < /work/suite-tests
+SUITE
+units="$suite_root/etc/systemd/system"
+cat > "$units/suite.target" <<'UNIT'
+[Unit]
+Description=The workshop's test suite under systemd
+Wants=suite.service
+UNIT
+cat > "$units/suite.service" <<'UNIT'
+[Unit]
+Description=The workshop's test suite under systemd
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'sh /work/suite.sh; echo CHECKS-DONE'
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+TimeoutStartSec=infinity
+ExecStopPost=/bin/systemctl poweroff --force --force
+UNIT
+sed -i 's/size=800m/size=2g/' "$suite_root/init"
+pack "$suite_root" "$work/initramfs-suite.gz"
+say "initramfs with the test suite: $(du -h "$work/initramfs-suite.gz" | cut -f1)"
+
+# 6. Boot each: KVM when it works (it reaches our first line within seconds), else TCG.
+# boot ACCEL INITRAMFS APPEND LOG FIRST_LINE_WITHIN LIMIT [MEMORY_MB]
 boot() {
-    local accel=$1 image=$2 append=$3 log=$4 first_line_within=$5 limit=$6 waited=0
-    qemu-system-x86_64 -accel "$accel" -m 1536 -smp 2 -nographic -no-reboot \
+    local accel=$1 image=$2 append=$3 log=$4 first_line_within=$5 limit=$6 memory=${7:-1536} waited=0
+    qemu-system-x86_64 -accel "$accel" -m "$memory" -smp 2 -nographic -no-reboot \
         -kernel "$kernel_dir/vmlinuz" -initrd "$image" \
         -append "console=ttyS0 quiet panic=-1 rdinit=/init $append" > "$log" 2>&1 &
     local qemu=$!
@@ -187,7 +261,9 @@ results() {
     local name=$1 log=$2
     grep -q "VM-READY" "$log" || { tail -30 "$log" >&2; die "the $name VM did not boot (console: $log)"; }
     say "$name: $(tr -d '\r' < "$log" | grep -o 'VM-READY.*' | head -n1)"
-    tr -d '\r' < "$log" | grep -E '^(PASS|FAIL) ' | sed 's/^/  /'
+    tr -d '\r' < "$log" | grep -E '^(PASS|FAIL|NOTE) ' | sed 's/^/  /'
+    # A failed test binary's own output, indented under its FAIL line.
+    if tr -d '\r' < "$log" | grep -q '^FAIL '; then tr -d '\r' < "$log" | grep -E '^    ' | sed 's/^/  /'; fi
     passed=$((passed + $(tr -d '\r' < "$log" | grep -c '^PASS ' || true)))
     failed=$((failed + $(tr -d '\r' < "$log" | grep -c '^FAIL ' || true)))
     grep -q "CHECKS-DONE" "$log" || { tail -20 "$log" >&2; die "the $name VM's checks did not finish (console: $log)"; }
@@ -203,5 +279,9 @@ results "busybox-init" "$work/console.log"
 boot "$accel" "$work/initramfs-systemd.gz" "systemd.unit=checks.target systemd.show_status=0 systemd.firstboot=off" \
     "$work/console-systemd.log" 120 600 || true
 results "systemd" "$work/console-systemd.log"
+boot "$accel" "$work/initramfs-suite.gz" "systemd.unit=suite.target systemd.show_status=0 systemd.firstboot=off" \
+    "$work/console-suite.log" 120 1200 3072 || true
+results "test-suite" "$work/console-suite.log"
+tr -d '\r' < "$work/console-suite.log" | grep -c '^test .*: .* ok$' | sed 's/^/vm-test: Rust tests passed in the systemd VM: /'
 echo "vm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -162,11 +162,15 @@ fn a_killed_runtimes_cgroup_is_swept_by_the_next_run() {
         let name = lab.names().last().cloned().unwrap();
         running.signal(Signal::SIGKILL);
         running.wait();
-        // Nobody removed them: the runtime was killed.
-        assert!(dirs.iter().all(|dir| dir.exists()), "{dirs:?}");
-        // Any next run sweeps them, once init's death has emptied them.
+        // Nobody removed them: the runtime was killed. (Unless the runtime ran in a systemd scope
+        // of its own, as on cgroup v2 with systemd: systemd removes an ended scope's whole
+        // subtree itself.)
+        if box_tests::binaries::scope_prefix().is_empty() {
+            assert!(dirs.iter().all(|dir| dir.exists()), "{dirs:?}");
+        }
+        // Any next run sweeps them, once init's death has emptied them, and the record in /run.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !all_gone(&dirs) && Instant::now() < deadline {
+        loop {
             let args: Vec<&str> = no_network(step)
                 .iter()
                 .copied()
@@ -174,6 +178,9 @@ fn a_killed_runtimes_cgroup_is_swept_by_the_next_run() {
                 .collect();
             let run = lab.run(step, &args);
             assert_eq!(run.status, 0, "{run}");
+            if all_gone(&dirs) || Instant::now() > deadline {
+                break;
+            }
         }
         assert!(all_gone(&dirs), "{}: not swept: {dirs:?}", step_name(step));
         assert!(!Path::new(&format!("/run/box-{name}")).exists());

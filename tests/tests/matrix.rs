@@ -116,6 +116,16 @@ fn host_interfaces() -> String {
     names.join(" ")
 }
 
+/// How many capabilities root has here: the effective set of this test process (CapEff).
+fn host_capability_count() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .map_or(0, u64::count_ones)
+}
+
 fn host_hostname() -> String {
     nix::unistd::gethostname()
         .expect("gethostname")
@@ -246,14 +256,15 @@ const BEHAVIOURS: &[Behaviour] = &[
         name: "mount points inside",
         since: 4,
         observe: |o| {
-            // From step 5 on there are many: their number and the first few (chapter 5's
-            // trace shows them all).
+            // From step 5 on there are many: the first few (chapter 5's trace shows them all).
+            // (How many depends on the kernel: a masked /proc entry is a mount only where it
+            // exists.)
             let mounts = o.fact("mounts");
             let points: Vec<&str> = mounts.split(' ').collect();
             if points.len() <= 3 {
                 mounts.clone()
             } else {
-                format!("{} mounts: {} …", points.len(), points[..3].join(" "))
+                format!("{} …", points[..3].join(" "))
             }
         },
     },
@@ -330,7 +341,15 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "effective capabilities",
         since: 6,
-        observe: |o| o.fact("capabilities"),
+        observe: |o| {
+            // Root's full set differs between kernels (40 or 41 today): name it rather than count it.
+            let count = o.fact("capabilities");
+            if count == host_capability_count().to_string() {
+                "all of root's".into()
+            } else {
+                count
+            }
+        },
     },
     Behaviour {
         name: "no_new_privs",

@@ -58,6 +58,7 @@ for bin in /work/bin/step*; do
     fi
     if [ "$n" -ge 5 ]; then
         expect_match "$s" "masked /proc/keys" "^/proc/keys: empty" run "$s" -- /bin/box-probe check /proc/keys
+        expect_match "$s" "masked /proc/kcore (kernel memory)" "^/proc/kcore: empty" run "$s" -- /bin/box-probe check /proc/kcore
         expect_match "$s" "read-only core_pattern" "read-only" run "$s" -- /bin/box-probe check /proc/sys/kernel/core_pattern
     fi
     if [ "$n" -ge 6 ]; then
