@@ -8,7 +8,11 @@
 # the linux-image package, downloaded with apt and unpacked, not installed). Boots it with KVM
 # when KVM works, or else with software emulation (TCG), and parses one PASS/FAIL line per
 # check. Usage: scripts/vm-test.sh   (as root; needs qemu-system-x86, see scripts/setup.sh)
+#        scripts/vm-test.sh --record   records the snapshots that depend on the cgroup layout as
+#                                      the systemd VM sees them (tests/snapshots/NAME@v2-systemd.snap)
 set -euo pipefail
+record=no
+[ "${1:-}" = --record ] && record=yes
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 work="$top/target/vm"
@@ -205,7 +209,7 @@ cat > "$suite_root/work/suite.sh" <<SUITE
 # Each test binary as cargo test runs it: from the package's directory, one after another.
 hostname boxvm
 cd $top/tests
-export BOX_PREBUILT=1 INSTA_UPDATE=no CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+export BOX_PREBUILT=1 INSTA_UPDATE=$([ $record = yes ] && echo always || echo no) CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 while read -r exe; do
     name=\$(basename "\$exe" | sed 's/-[0-9a-f]*\$//')
     "\$exe" --test-threads=2 > /tmp/out 2>&1
@@ -214,8 +218,17 @@ while read -r exe; do
     grep '^note: ' /tmp/out | sed 's/^note: /NOTE /'
     if [ \$status -eq 0 ]; then echo "PASS suite \$name"; else sed 's/^/    /' /tmp/out; echo "FAIL suite \$name: exit status \$status"; fi
 done < /work/suite-tests
+if [ $record = yes ]; then
+    for snapshot in $top/tests/snapshots/*@v2-systemd.snap; do
+        echo "SNAPSHOT-BEGIN \$(basename "\$snapshot")"; cat "\$snapshot"; echo "SNAPSHOT-END"
+    done
+fi
 SUITE
 units="$suite_root/etc/systemd/system"
+# systemd would mount a tmpfs on /tmp and empty it at boot (tmp.mount, tmpfiles.d/tmp.conf),
+# which would take the mirror of a checkout that lives there with it.
+ln -sf /dev/null "$units/tmp.mount"
+mkdir -p "$suite_root/etc/tmpfiles.d" && : > "$suite_root/etc/tmpfiles.d/tmp.conf"
 cat > "$units/suite.target" <<'UNIT'
 [Unit]
 Description=The workshop's test suite under systemd
@@ -283,5 +296,15 @@ boot "$accel" "$work/initramfs-suite.gz" "systemd.unit=suite.target systemd.show
     "$work/console-suite.log" 120 1200 3072 || true
 results "test-suite" "$work/console-suite.log"
 tr -d '\r' < "$work/console-suite.log" | grep -c '^test .*: .* ok$' | sed 's/^/vm-test: Rust tests passed in the systemd VM: /'
+if [ $record = yes ]; then
+    # Copy each recorded snapshot out of the console log, between its markers.
+    tr -d '\r' < "$work/console-suite.log" | awk -v dir="$top/tests/snapshots" '
+        /^SNAPSHOT-BEGIN / { file = dir "/" $2; printf "" > file; next }
+        /^SNAPSHOT-END$/ { close(file); file = ""; next }
+        file != "" { print >> file }'
+    say "recorded: $(cd tests/snapshots && ls -- *@v2-systemd.snap | tr '\n' ' ')"
+    say "--record runs the suite with INSTA_UPDATE=always: its results above are not a test"
+    exit 0
+fi
 echo "vm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -33,6 +33,8 @@ pub fn settings() -> insta::Settings {
         r#"(fork\(\) = |clone\([^)]*\) = |waitpid\(|pid: |kill\(|cgroup\.procs", "|netns |--target=)\d{3,}"#,
         "$1[PID]",
     );
+    // The transient systemd scope each runtime gets on a cgroup v2 host with systemd.
+    settings.add_filter(r"run-r[0-9a-f]+\.scope", "run-r[SCOPE].scope");
     // Which /proc entries a runtime masks depends on the kernel: these exist only on some (sound
     // cards, SCSI, ACPI, kcore, sysrq, debug options), so their masks are left out of traces.
     settings.add_filter(
@@ -59,7 +61,9 @@ fn regex_escape(text: &str) -> String {
     })
 }
 
-/// The host's cgroup layout, found as the steps find it: "v2" (unified), "hybrid" or "v1".
+/// The host's cgroup layout, found as the steps find it: "v2" (unified), "hybrid" or "v1"; and
+/// "v2-systemd" where each runtime gets a systemd scope of its own (see
+/// [`crate::binaries::scope_prefix`]), which shows in the cgroup paths.
 pub fn cgroup_layout() -> &'static str {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let has = |fstype: &str| {
@@ -68,15 +72,19 @@ pub fn cgroup_layout() -> &'static str {
             .any(|line| line.split(" - ").nth(1).and_then(|rest| rest.split(' ').next()) == Some(fstype))
     };
     match (has("cgroup2"), has("cgroup")) {
+        (true, false) if !crate::binaries::scope_prefix().is_empty() => "v2-systemd",
         (true, false) => "v2",
         (true, true) => "hybrid",
         _ => "v1",
     }
 }
 
+/// Every layout a transcript may be recorded for.
+const LAYOUTS: [&str; 4] = ["v2-systemd", "v2", "hybrid", "v1"];
+
 /// Snapshot a session that shows the host's cgroup files, which differ from one cgroup layout
 /// to another, as `NAME@LAYOUT`. The repository holds what its CI machine (hybrid) recorded,
-/// and the book shows that. On a layout for which another one is recorded but not this one
+/// which the book shows, and what the VM with systemd recorded (`scripts/vm-test.sh --record`). On a layout for which another one is recorded but not this one
 /// (most learners' machines are v2), the transcript is not compared, and the test says so: the
 /// cgroup tests check the behaviour on every layout. `INSTA_UPDATE=always` records it.
 pub fn assert_layout_snapshot(name: &str, text: &str) {
@@ -103,7 +111,7 @@ pub fn assert_layout_snapshot(name: &str, text: &str) {
 /// recorded and this one's is not (and we are not recording). With none recorded at all,
 /// insta's usual rules apply: a missing snapshot fails.
 fn compared(layout: &str, recorded: impl Fn(&str) -> bool, recording: bool) -> bool {
-    recording || recorded(layout) || !["v2", "hybrid", "v1"].into_iter().any(recorded)
+    recording || recorded(layout) || !LAYOUTS.into_iter().any(recorded)
 }
 
 /// Container addresses on the bridge depend on the container's id.

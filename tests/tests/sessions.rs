@@ -473,7 +473,8 @@ fn step07_from_the_host() {
     let pids_current = pids_dir.join("pids.current").display().to_string();
     let runs = [
         host_session("cat", &[&format!("/run/box-{name}/cgroups")]),
-        host_session("grep", &["pids", &format!("/proc/{sleep}/cgroup")]),
+        // The pids hierarchy's line (v1), and the unified hierarchy's (v2, and hybrid).
+        host_session("grep", &["-E", "pids|^0::", &format!("/proc/{sleep}/cgroup")]),
         host_session("cat", &[&pids_max, &pids_current]),
         host_session("sh", &["-c", &format!("echo 20 > {pids_max}; cat {pids_max}")]),
         host_session("kill", &[&runtime]),
