@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Run every step on a stock Debian kernel with a cgroup v2 (unified) hierarchy, in QEMU, and
-# check the behaviours that make sense there (tests/vm/checks.sh). This machine and CI are
-# cgroup v1/hybrid hosts: this is where step 7's v2 code runs for real.
+# Run the steps on a stock Debian kernel with a cgroup v2 (unified) hierarchy, in QEMU. This
+# machine and CI are cgroup v1/hybrid hosts: this is where step 7's v2 code runs for real. Three
+# VMs boot, one after the other, from initramfs images built here:
 #
-# Builds an initramfs with the release step binaries, the workshop image and the probe, the
-# host's ip/nsenter/iptables with their libraries, and the kernel modules the steps need (from
-# the linux-image package, downloaded with apt and unpacked, not installed). Boots it with KVM
-# when KVM works, or else with software emulation (TCG), and parses one PASS/FAIL line per
-# check. Usage: scripts/vm-test.sh   (as root; needs qemu-system-x86, see scripts/setup.sh)
+#   1. busybox as init: every step's checks (tests/vm/checks.sh);
+#   2. Debian's systemd as PID 1, as on most learners' machines: scripts/as-root's delegated
+#      scope for steps 7-10 (tests/vm/systemd-checks.sh);
+#   3. the same, with the tools the tests use: the whole Rust test suite, as `cargo test` runs it.
+#
+# Into them go the release step binaries (the debug ones for the suite), the workshop image and
+# the probe, the host's ip/nsenter/iptables with their libraries, the kernel modules the steps
+# need, and Debian's packages for systemd and the tools: all downloaded with apt and unpacked,
+# never installed on this machine. Boots with KVM when KVM works, or else with software emulation
+# (TCG), and parses one PASS/FAIL line per check.
+#
+# Usage: scripts/vm-test.sh            (as root; needs qemu-system-x86, see scripts/setup.sh)
 #        scripts/vm-test.sh --record   records the snapshots that depend on the cgroup layout as
 #                                      the systemd VM sees them (tests/snapshots/NAME@v2-systemd.snap)
 set -euo pipefail
