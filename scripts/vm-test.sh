@@ -152,23 +152,26 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$systemd_root/etc/passwd"
 echo "root:x:0:" > "$systemd_root/etc/group"
 echo 0123456789abcdef0123456789abcdef > "$systemd_root/etc/machine-id"   # not a first boot
 units="$systemd_root/etc/systemd/system"
-mkdir -p "$units"
-cat > "$units/checks.target" <<'UNIT'
+# systemd_units UNITS NAME WHAT SCRIPT: a target NAME.target that starts the service NAME.service,
+# which runs SCRIPT with its output on the serial console, then powers the VM off.
+systemd_units() {
+    local units=$1 name=$2 what=$3 script=$4
+    mkdir -p "$units"
+    printf '[Unit]\nDescription=%s\nWants=%s.service\n' "$what" "$name" > "$units/$name.target"
+    cat > "$units/$name.service" <<UNIT
 [Unit]
-Description=The workshop's checks under systemd
-Wants=checks.service
-UNIT
-cat > "$units/checks.service" <<'UNIT'
-[Unit]
-Description=The workshop's checks under systemd
+Description=$what
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'sh /work/systemd-checks.sh; echo CHECKS-DONE'
+ExecStart=/bin/sh -c 'sh $script; echo CHECKS-DONE'
 StandardOutput=tty
 StandardError=tty
 TTYPath=/dev/ttyS0
+TimeoutStartSec=infinity
 ExecStopPost=/bin/systemctl poweroff --force --force
 UNIT
+}
+systemd_units "$units" checks "The workshop's checks under systemd" /work/systemd-checks.sh
 write_init "$systemd_root" 'umount /proc
 exec /lib/systemd/systemd'
 pack "$systemd_root" "$work/initramfs-systemd.gz"
@@ -236,23 +239,7 @@ units="$suite_root/etc/systemd/system"
 # which would take the mirror of a checkout that lives there with it.
 ln -sf /dev/null "$units/tmp.mount"
 mkdir -p "$suite_root/etc/tmpfiles.d" && : > "$suite_root/etc/tmpfiles.d/tmp.conf"
-cat > "$units/suite.target" <<'UNIT'
-[Unit]
-Description=The workshop's test suite under systemd
-Wants=suite.service
-UNIT
-cat > "$units/suite.service" <<'UNIT'
-[Unit]
-Description=The workshop's test suite under systemd
-[Service]
-Type=oneshot
-ExecStart=/bin/sh -c 'sh /work/suite.sh; echo CHECKS-DONE'
-StandardOutput=tty
-StandardError=tty
-TTYPath=/dev/ttyS0
-TimeoutStartSec=infinity
-ExecStopPost=/bin/systemctl poweroff --force --force
-UNIT
+systemd_units "$units" suite "The workshop's test suite under systemd" /work/suite.sh
 sed -i 's/size=800m/size=2g/' "$suite_root/init"
 pack "$suite_root" "$work/initramfs-suite.gz"
 say "initramfs with the test suite: $(du -h "$work/initramfs-suite.gz" | cut -f1)"

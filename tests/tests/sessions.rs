@@ -36,13 +36,16 @@ fn check(name: &str, runs: &[Run]) {
 /// order) and snapshots their transcript under the test's own name.
 macro_rules! session_test {
     ($(#[$doc:meta])* $name:ident, |$lab:ident| $runs:expr) => {
+        session_test!(@checked_by check, $(#[$doc])* $name, |$lab| $runs);
+    };
+    (@checked_by $check:ident, $(#[$doc:meta])* $name:ident, |$lab:ident| $runs:expr) => {
         $(#[$doc])*
         #[test]
         fn $name() {
             require_root!();
             let $lab = Lab::new();
             let runs = $runs;
-            check(stringify!($name), &runs);
+            $check(stringify!($name), &runs);
         }
     };
 }
@@ -51,15 +54,12 @@ macro_rules! session_test {
 /// layout (see [`assert_layout_snapshot`]).
 macro_rules! cgroup_session_test {
     ($(#[$doc:meta])* $name:ident, |$lab:ident| $runs:expr) => {
-        $(#[$doc])*
-        #[test]
-        fn $name() {
-            require_root!();
-            let $lab = Lab::new();
-            let runs = $runs;
-            assert_layout_snapshot(stringify!($name), &transcript(&runs));
-        }
+        session_test!(@checked_by check_per_layout, $(#[$doc])* $name, |$lab| $runs);
     };
+}
+
+fn check_per_layout(name: &str, runs: &[Run]) {
+    assert_layout_snapshot(name, &transcript(runs));
 }
 
 session_test!(
