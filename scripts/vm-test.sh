@@ -77,7 +77,7 @@ for step in target/release/step[0-9][0-9]; do copy_with_libs "$top/$step"; cp "$
 cp -a rootfs "$initrd/work/rootfs"
 cp target/probe/release/box-probe "$initrd/work/rootfs/bin/box-probe"
 mkdir -p "$initrd/work/layers" && cp -a layers/web "$initrd/work/layers/web"
-cp tests/vm/checks.sh "$initrd/work/checks.sh"
+cp tests/vm/checks.sh tests/vm/expect.sh "$initrd/work/"
 mkdir -p "$initrd/work/scripts" && cp scripts/doctor "$initrd/work/scripts/doctor"
 # Kernel modules, in the order modprobe would load them.
 modules_root="$kernel_dir/unpacked"
@@ -130,18 +130,22 @@ say "initramfs: $(du -h "$work/initramfs.gz" | cut -f1), kernel $version"
 # not installed): the runner scripts/as-root must give step 7 on a delegated scope there.
 systemd_version=$(apt-cache policy systemd 2>/dev/null | sed -n 's/ *Candidate: //p')
 [ -n "$systemd_version" ] && [ "$systemd_version" != "(none)" ] || die "apt does not know the systemd package" "run apt-get update"
-debs="$work/systemd-$systemd_version"
-if [ ! -f "$debs/complete" ]; then
-    say "downloading systemd $systemd_version and its libraries"
-    rm -rf "$debs" && mkdir -p "$debs"
-    # The run-time closure of systemd, without the packaging tools (nothing is configured here).
+# download_closure DIR WHAT PACKAGE...: the packages and everything they need at run time, as
+# .deb files in DIR, once; without the packaging tools and perl (nothing is configured here).
+download_closure() {
+    local dir=$1 what=$2 packages; shift 2
+    [ -f "$dir/complete" ] && return
+    say "downloading $what"
+    rm -rf "$dir" && mkdir -p "$dir"
     packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-            --no-replaces --no-enhances systemd 2>/dev/null | grep -v -e '^ ' -e '^<' | sort -u |
-        grep -v -x -E 'cdebconf|debconf|dpkg|install-info|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|tar|readline-common|libreadline8')
+            --no-replaces --no-enhances "$@" 2>/dev/null | grep -v -e '^ ' -e '^<' | sort -u |
+        grep -v -x -E 'cdebconf|debconf|dpkg|install-info|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|tar|readline-common|libreadline8|usrmerge|usr-is-merged|perl|perl-base|perl-modules-.*|libperl.*|lib.*-perl|libgdbm.*|libdb5.3|gawk|original-awk|libelogind0|init-system-helpers')
     # shellcheck disable=SC2086 # one word per package
-    (cd "$debs" && apt-get download -q $packages >/dev/null 2>&1) || die "could not download systemd's packages" "check that apt reaches Debian's archive"
-    touch "$debs/complete"
-fi
+    (cd "$dir" && apt-get download -q $packages >/dev/null 2>&1) || die "could not download $what" "check that apt reaches Debian's archive"
+    touch "$dir/complete"
+}
+debs="$work/systemd-$systemd_version"
+download_closure "$debs" "systemd $systemd_version and its libraries" systemd
 systemd_root="$work/initramfs-systemd"
 rm -rf "$systemd_root" && mkdir -p "$systemd_root"
 for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$systemd_root"; done
@@ -187,18 +191,7 @@ tests=$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/nu
     sed -n 's/.*"kind":\["test"\].*"executable":"\([^"]*\)".*/\1/p')
 [ -n "$tests" ] || die "found no test binaries to run in the VM"
 tool_debs="$work/tools-$systemd_version"
-if [ ! -f "$tool_debs/complete" ]; then
-    say "downloading the tools the tests use"
-    rm -rf "$tool_debs" && mkdir -p "$tool_debs"
-    # Their run-time closure, less what the systemd image has and what would pull in perl.
-    packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-            --no-replaces --no-enhances coreutils findutils procps util-linux bsdutils grep sed mawk dash bash \
-            2>/dev/null | grep -v -e '^ ' -e '^<' | sort -u |
-        grep -v -x -E 'cdebconf|debconf|dpkg|install-info|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|tar|readline-common|libreadline8|usrmerge|usr-is-merged|perl|perl-base|perl-modules-.*|libperl.*|lib.*-perl|libgdbm.*|libdb5.3|gawk|original-awk|libelogind0|init-system-helpers')
-    # shellcheck disable=SC2086 # one word per package
-    (cd "$tool_debs" && apt-get download -q $packages >/dev/null 2>&1) || die "could not download the tools' packages" "check that apt reaches Debian's archive"
-    touch "$tool_debs/complete"
-fi
+download_closure "$tool_debs" "the tools the tests use" coreutils findutils procps util-linux bsdutils grep sed mawk dash bash
 suite_root="$work/initramfs-suite"
 rm -rf "$suite_root" && cp -a "$systemd_root" "$suite_root"
 for deb in "$tool_debs"/*.deb; do dpkg-deb -x "$deb" "$suite_root"; done

@@ -7,29 +7,7 @@ echo "host-only file, outside the image" > /work/host-secret
 
 run() { step=$1; shift; "/work/bin/$step" --rootfs "$IMAGE" "$@"; }
 number() { echo "$1" | sed 's/^step0*//'; }
-pass() { echo "PASS $1 $2"; }
-fail() { echo "FAIL $1 $2: $3"; }
-# expect STEP WHAT WANTED COMMAND...: the command's output, on one line, must be WANTED.
-expect() {
-    step=$1 what=$2 wanted=$3; shift 3
-    got=$("$@" 2>&1 | tr '\n' ' ' | sed 's/ *$//')
-    if [ "$got" = "$wanted" ]; then pass "$step" "$what"; else fail "$step" "$what" "wanted [$wanted], got [$got]"; fi
-}
-# expect_match STEP WHAT PATTERN COMMAND...: the output must contain PATTERN (grep -E).
-expect_match() {
-    step=$1 what=$2 pattern=$3; shift 3
-    got=$("$@" 2>&1 | tr '\n' ' ')
-    if echo "$got" | grep -qE "$pattern"; then pass "$step" "$what"; else fail "$step" "$what" "wanted /$pattern/, got [$got]"; fi
-}
-status_of() { "$@" >/dev/null 2>&1; echo $?; }
-# wait_for COMMAND...: retry every tenth of a second, for up to 20 s, until the command succeeds.
-wait_for() {
-    tries=0
-    until "$@" >/dev/null 2>&1; do
-        tries=$((tries + 1)); [ $tries -lt 200 ] || return 1
-        sleep 0.1
-    done
-}
+. /work/expect.sh
 cgroup_file() { cat "/sys/fs/cgroup/box-$1/$2" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//'; }
 
 if [ -f /sys/fs/cgroup/cgroup.controllers ] && ! grep -q ' cgroup ' /proc/mounts; then

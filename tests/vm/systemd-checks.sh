@@ -7,60 +7,44 @@
 # One line per check: "PASS systemd what" or "FAIL systemd what: wanted …, got …".
 IMAGE=/work/rootfs
 
-pass() { echo "PASS systemd $1"; }
-fail() { echo "FAIL systemd $1: $2"; }
-expect() {
-    what=$1 wanted=$2; shift 2
-    got=$("$@" 2>&1 | tr '\n' ' ' | sed 's/ *$//')
-    if [ "$got" = "$wanted" ]; then pass "$what"; else fail "$what" "wanted [$wanted], got [$got]"; fi
-}
-expect_match() {
-    what=$1 pattern=$2; shift 2
-    got=$("$@" 2>&1 | tr '\n' ' ' | sed 's/ *$//')
-    if echo "$got" | grep -qE "$pattern"; then pass "$what"; else fail "$what" "wanted /$pattern/, got [$got]"; fi
-}
+. /work/expect.sh
 # The way `cargo run -p stepNN` starts a step: through the runner, from the learner's cgroup.
 as_root() { step=$1; shift; /work/as-root "/work/bin/$step" --rootfs "$IMAGE" "$@"; }
-# Wait (up to 20 s) until a cgroup directory named box-NAME exists; print its path.
-cgroup_of() {
-    tries=0
-    while [ $tries -lt 200 ]; do
-        dir=$(find /sys/fs/cgroup -type d -name "box-$1" 2>/dev/null | head -n1)
-        [ -n "$dir" ] && [ -e "$dir/cgroup.procs" ] && [ -n "$(cat "$dir/cgroup.procs")" ] && { echo "$dir"; return; }
-        sleep 0.1; tries=$((tries + 1))
-    done
-}
+# The running container's cgroup directory box-NAME, wherever the runner put it.
+find_cgroup() { find /sys/fs/cgroup -type d -name "box-$1" 2>/dev/null | head -n1; }
+has_processes() { dir=$(find_cgroup "$1"); [ -n "$dir" ] && [ -n "$(cat "$dir/cgroup.procs" 2>/dev/null)" ]; }
 
-expect "PID 1 is systemd, on cgroup v2" "systemd cgroup2" \
+expect systemd "PID 1 is systemd, on cgroup v2" "systemd cgroup2" \
     sh -c 'echo "$(cat /proc/1/comm) $(awk "\$2 == \"/sys/fs/cgroup\" {print \$3}" /proc/mounts)"'
-expect_match "this shell is in a service's cgroup, not alone" "^0::/system.slice/checks.service$" cat /proc/self/cgroup
+expect_match systemd "this shell is in a service's cgroup, not alone" "^0::/system.slice/checks.service$" cat /proc/self/cgroup
 
-expect_match "scripts/doctor: every step can run here, in a delegated scope" \
+expect_match systemd "scripts/doctor: every step can run here, in a delegated scope" \
     "ok +memory +cgroup v2; cargo run starts steps 7-10 in a delegated systemd scope.*this machine can run every step" \
     sh /work/scripts/doctor
 
 # Without the runner's scope, step 7 cannot switch controllers on in a cgroup it shares: it says
 # so and how to fix it, and leaves nothing behind.
-expect_match "without a scope: a clear error and its fix" \
+expect_match systemd "without a scope: a clear error and its fix" \
     "other processes are in that cgroup.*hint: run the step in a cgroup of its own.*status 125" \
     sh -c "BOX_NO_SCOPE=1 /work/as-root /work/bin/step07 --rootfs $IMAGE --memory 32m -- /bin/true; echo status \$?"
 
 for s in step07 step08 step09 step10; do
     as_root "$s" --name "sd$s" --memory 32m --pids 16 --cpus 0.5 -- /bin/sleep 2 >/dev/null 2>&1 &
     runner=$!
-    dir=$(cgroup_of "sd$s")
+    wait_for has_processes "sd$s"
+    dir=$(find_cgroup "sd$s")
     limits=""
     [ -n "$dir" ] && limits="$(cat "$dir/memory.max") $(cat "$dir/pids.max") $(cat "$dir/cpu.max")"
     wait "$runner"
-    expect_match "$s: the runner gives the runtime a delegated scope of its own" \
+    expect_match systemd "$s: the runner gives the runtime a delegated scope of its own" \
         "^/sys/fs/cgroup/system.slice/run-[^/]+\.scope/box-sd$s$" echo "$dir"
-    expect "$s: limits read back in the scope (memory.max pids.max cpu.max)" "33554432 16 50000 100000" echo "$limits"
-    expect_match "$s: --memory 32m: OOM kill, reported" "ran out of memory.*status 137" \
+    expect systemd "$s: limits read back in the scope (memory.max pids.max cpu.max)" "33554432 16 50000 100000" echo "$limits"
+    expect_match systemd "$s: --memory 32m: OOM kill, reported" "ran out of memory.*status 137" \
         sh -c "/work/as-root /work/bin/$s --rootfs $IMAGE --memory 32m -- /bin/box-probe hog 256; echo status \$?"
-    expect "$s: --pids 16 stops a fork loop" "forks: 14 of 100 (EAGAIN)" as_root "$s" --pids 16 -- /bin/box-probe forks 100
+    expect systemd "$s: --pids 16 stops a fork loop" "forks: 14 of 100 (EAGAIN)" as_root "$s" --pids 16 -- /bin/box-probe forks 100
 done
 
 # systemd removes a transient scope when its process ends (--collect even if it failed).
 sleep 0.5
-expect "nothing left: no container cgroup, no scope" "" \
+expect systemd "nothing left: no container cgroup, no scope" "" \
     sh -c 'find /sys/fs/cgroup -type d \( -name "box-*" -o -name "run-*.scope" \) 2>/dev/null'
