@@ -27,6 +27,8 @@ mkdir -p "$work"
 
 say() { echo "vm-test: $*"; }
 die() { echo "vm-test: error: $1" >&2; [ $# -lt 2 ] || echo "hint: $2" >&2; exit 1; }
+# download_closure: Debian packages and their libraries as .deb files, downloaded once.
+. scripts/debs.sh
 
 [ "$(uname -m)" = x86_64 ] || die "the VM test boots an x86_64 kernel; this is $(uname -m)"
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 is missing" "apt-get install qemu-system-x86 (scripts/setup.sh does)"
@@ -130,20 +132,6 @@ say "initramfs: $(du -h "$work/initramfs.gz" | cut -f1), kernel $version"
 # not installed): the runner scripts/as-root must give step 7 on a delegated scope there.
 systemd_version=$(apt-cache policy systemd 2>/dev/null | sed -n 's/ *Candidate: //p')
 [ -n "$systemd_version" ] && [ "$systemd_version" != "(none)" ] || die "apt does not know the systemd package" "run apt-get update"
-# download_closure DIR WHAT PACKAGE...: the packages and everything they need at run time, as
-# .deb files in DIR, once; without the packaging tools and perl (nothing is configured here).
-download_closure() {
-    local dir=$1 what=$2 packages; shift 2
-    [ -f "$dir/complete" ] && return
-    say "downloading $what"
-    rm -rf "$dir" && mkdir -p "$dir"
-    packages=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-            --no-replaces --no-enhances "$@" 2>/dev/null | grep -v -e '^ ' -e '^<' | sort -u |
-        grep -v -x -E 'cdebconf|debconf|dpkg|install-info|libdebian-installer4|libnewt0.52|libslang2|libtextwrap1|tar|readline-common|libreadline8|usrmerge|usr-is-merged|perl|perl-base|perl-modules-.*|libperl.*|lib.*-perl|libgdbm.*|libdb5.3|gawk|original-awk|libelogind0|init-system-helpers')
-    # shellcheck disable=SC2086 # one word per package
-    (cd "$dir" && apt-get download -q $packages >/dev/null 2>&1) || die "could not download $what" "check that apt reaches Debian's archive"
-    touch "$dir/complete"
-}
 debs="$work/systemd-$systemd_version"
 download_closure "$debs" "systemd $systemd_version and its libraries" systemd
 systemd_root="$work/initramfs-systemd"
