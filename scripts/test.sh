@@ -17,6 +17,9 @@ cargo clippy --quiet --workspace --all-targets --locked -- -D warnings
 step "build"
 cargo build --quiet --workspace --locked
 
+step "every crate type-checks for aarch64 (Apple Silicon VMs, Raspberry Pis)"
+scripts/check-aarch64.sh
+
 step "tests (each runs under the leak guard)"
 mounts_before=$(mktemp)
 trap 'rm -f "$mounts_before"' EXIT

@@ -38,6 +38,8 @@ pub fn steps() -> &'static [u32] {
 pub const FIRST_STEP_WITH_NAME: u32 = 2;
 /// The first step with a PID namespace and an init.
 pub const FIRST_STEP_WITH_INIT: u32 = 3;
+/// The first step that gives the container a terminal of its own when stdin is a terminal.
+pub const FIRST_STEP_WITH_PTY: u32 = 5;
 /// The first step with `--memory`, `--pids` and `--cpus`.
 pub const FIRST_STEP_WITH_CGROUPS: u32 = 7;
 /// The first step with image layers (overlayfs).

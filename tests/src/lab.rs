@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -167,11 +167,18 @@ impl Lab {
     /// its own mounts, as "/" is on systemd hosts: a mount the container makes without a private
     /// mount namespace of its own shows up in it.
     pub fn run_in_outer_mount_ns(&self, step: u32, args: &[&str]) -> Run {
+        self.run_in_outer_mount_ns_with_env(step, args, &[])
+    }
+
+    /// Like [`Lab::run_in_outer_mount_ns`], with `env` added to the step's environment, as a
+    /// caller's shell would pass its variables on.
+    pub fn run_in_outer_mount_ns_with_env(&self, step: u32, args: &[&str], env: &[(&str, &str)]) -> Run {
         let (inner, display) = self.command(step, args);
         let mut command = Command::new("unshare");
         command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         let script = r#"mount --make-rshared / && "$@"; echo "mounts on the image: $(awk -v image="$IMAGE" '$5 == image || index($5, image "/") == 1' /proc/self/mountinfo | wc -l)""#;
         command.env("IMAGE", &self.image);
+        command.envs(env.iter().copied());
         command.args([
             "--mount",
             "--propagation",
@@ -184,6 +191,27 @@ impl Lab {
         ]);
         command.arg(inner.get_program()).args(inner.get_args());
         execute(command, format!("unshare --mount {display}"), false)
+    }
+
+    /// Run a host shell script in a process group of its own (so that nothing it does can
+    /// signal the test's group), in which `STEP` stands for the step's command line.
+    pub fn run_in_own_group(&self, step: u32, script: &str) -> Run {
+        let (inner, _) = self.command(step, &[]);
+        let words: Vec<String> = std::iter::once(inner.get_program())
+            .chain(inner.get_args())
+            .map(|word| format!("'{}'", word.to_string_lossy()))
+            .collect();
+        let mut command = Command::new("/bin/sh");
+        command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        command.process_group(0);
+        command.arg("-c").arg(script.replace("STEP", &words.join(" ")));
+        execute(command, script.replace("STEP", &step_name(step)), false)
+    }
+
+    /// Start the step on a terminal of the harness's own (see [`crate::terminal`]).
+    pub fn on_terminal(&self, step: u32, args: &[&str]) -> crate::terminal::TerminalSession {
+        let (command, _) = self.command(step, args);
+        crate::terminal::TerminalSession::start(command)
     }
 
     /// Run the step with descriptor 7 open on a host file, as a careless parent would leave it.

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod lab;
 pub mod run;
 pub mod snapshot;
+pub mod terminal;
 
 pub use lab::Lab;
 pub use run::Run;

@@ -246,6 +246,42 @@ const BEHAVIOURS: &[Behaviour] = &[
             }
         },
     },
+    Behaviour {
+        name: "`kill 0` inside reaches the caller's process group",
+        since: 3,
+        observe: |o| {
+            // The caller is a shell in a process group of its own, as a terminal's job is.
+            let script = r#"trap 'echo the caller got SIGTERM' TERM; STEP -- /bin/sh -c 'kill -TERM 0'; echo "status $?""#;
+            let run = o.lab.run_in_own_group(o.step, script);
+            if run.stdout.contains("the caller got SIGTERM") {
+                "yes".into()
+            } else if run.stdout.contains("status") {
+                "no".into()
+            } else {
+                format!("unexpected: {}", run.all_output().trim())
+            }
+        },
+    },
+    Behaviour {
+        name: "the caller's environment, read through /proc",
+        since: 3,
+        observe: |o| {
+            // The probe mounts a /proc where there is none (in a throwaway mount namespace).
+            let secret = "hunter2-of-the-caller";
+            let run = o.lab.run_in_outer_mount_ns_with_env(
+                o.step,
+                &["--", "/bin/box-probe", "environ", secret],
+                &[("SECRET", secret)],
+            );
+            run.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("environ: "))
+                .map_or_else(
+                    || format!("unexpected: {}", run.all_output().trim()),
+                    String::from,
+                )
+        },
+    },
     // step04: mount namespace, pivot_root, /proc
     Behaviour {
         name: "/proc",
@@ -324,6 +360,25 @@ const BEHAVIOURS: &[Behaviour] = &[
         observe: |o| o.fact("sys"),
     },
     Behaviour {
+        name: "TIOCSTI into the caller's terminal",
+        since: 5,
+        observe: |o| {
+            // On a terminal of the harness's own: after the step exits, is the pushed line
+            // waiting in that terminal's input, for the caller's shell to read and run?
+            let session = o
+                .lab
+                .on_terminal(o.step, &["--", "/bin/box-probe", "tiocsti", "echo injected\n"]);
+            let run = session.finish();
+            if run.typed_ahead.contains("echo injected") {
+                "injected".into()
+            } else if run.status == 0 {
+                "refused".into()
+            } else {
+                format!("unexpected: exit status {}: {}", run.status, run.output.trim())
+            }
+        },
+    },
+    Behaviour {
         name: "the host's System V message queue",
         since: 5,
         observe: |o| {
@@ -390,6 +445,18 @@ const BEHAVIOURS: &[Behaviour] = &[
             run.stdout
                 .trim()
                 .strip_prefix("unshare: ")
+                .unwrap_or("no answer")
+                .to_string()
+        },
+    },
+    Behaviour {
+        name: "io_uring_setup(2) inside",
+        since: 6,
+        observe: |o| {
+            let run = o.lab.run(o.step, &["--", "/bin/box-probe", "try", "io_uring"]);
+            run.stdout
+                .trim()
+                .strip_prefix("io_uring: ")
                 .unwrap_or("no answer")
                 .to_string()
         },

@@ -57,6 +57,8 @@ fn main() -> ExitCode {
 // ANCHOR: run
 /// The parent's side: check the input, fork, let the child go, wait for it.
 fn run(args: Args) -> Result<u8, Failure> {
+    // Nothing the caller left open may reach the container: close it before anything else.
+    exec::close_inherited_fds()?;
     errors::require_root()?;
     let image = image::locate(args.rootfs.as_deref())?;
     let command = CommandLine::new(args.command);
@@ -95,7 +97,6 @@ fn start_container(mut parent: ChildSide, image: &Path, command: &CommandLine) -
     let result = (|| -> Result<Infallible, Failure> {
         signals::restore_terminal_signals()?;
         parent.wait_for_parent()?;
-        exec::close_inherited_fds()?;
         chroot::enter_root(image)?;
         exec::exec_command(command, image)
     })();

@@ -78,6 +78,8 @@ struct Container {
 // ANCHOR: run
 /// The parent's side: check the input, clone, let the child go, wait for it.
 fn run(args: Args) -> Result<u8, Failure> {
+    // Nothing the caller left open may reach the container: close it before anything else.
+    exec::close_inherited_fds()?;
     // Bad input is refused before anything is created.
     let id = match &args.name {
         Some(name) => ContainerId::from_name(name)?,
@@ -127,7 +129,6 @@ fn start_container(mut parent: ChildSide, container: &Container) -> ! {
         signals::restore_terminal_signals()?;
         parent.wait_for_parent()?;
         uts::set_hostname(&container.hostname)?;
-        exec::close_inherited_fds()?;
         chroot::enter_root(&container.image)?;
         exec::exec_command(&container.command, &container.image)
     })();

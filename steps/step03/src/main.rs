@@ -12,7 +12,6 @@ mod handshake;
 mod id;
 mod image;
 mod init;
-mod signals;
 mod status;
 mod supervise;
 mod trace;
@@ -87,6 +86,8 @@ struct Container {
 // ANCHOR: run
 /// The parent's side: check the input, clone, let the child go, wait for it.
 fn run(args: Args) -> Result<u8, Failure> {
+    // Nothing the caller left open may reach the container: close it before anything else.
+    exec::close_inherited_fds()?;
     // Bad input is refused before anything is created.
     let id = match &args.name {
         Some(name) => ContainerId::from_name(name)?,
@@ -103,9 +104,7 @@ fn run(args: Args) -> Result<u8, Failure> {
     };
 
     let (mut parent, child) = handshake::channel()?;
-    // Ctrl-C from the terminal is for the command inside, not for us.
-    signals::ignore_terminal_signals()?;
-    // SIGTERM and SIGHUP wait for us to pass them on; SIGCHLD tells us init has exited.
+    // SIGTERM, SIGHUP and Ctrl-C wait for us to pass them on; SIGCHLD says init has exited.
     supervise::block_signals()?;
 
     let pid = match clone::clone_process(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWPID)? {
@@ -141,7 +140,7 @@ fn start_container(mut runtime: ChildSide, container: &Container) -> ! {
             // The command runs: close our end of the report pipe, so the runtime reads
             // end-of-file, and keep nothing of the host open in PID 1.
             drop(runtime);
-            init::close_all_fds();
+            init::close_all_fds(command);
             let status = init::supervise(command);
             // SAFETY: _exit(2) ends init at once; the kernel then ends the whole namespace.
             unsafe { libc::_exit(status.into()) }
@@ -155,10 +154,11 @@ fn start_container(mut runtime: ChildSide, container: &Container) -> ! {
 fn prepare_and_start(runtime: &mut ChildSide, container: &Container) -> Result<Pid, Failure> {
     init::block_signals()?;
     init::die_with_parent()?;
+    init::leave_the_callers_session()?;
+    init::hide_the_host()?;
     runtime.wait_for_parent()?;
     trace::release();
     uts::set_hostname(&container.hostname)?;
-    exec::close_inherited_fds()?;
     chroot::enter_root(&container.image)?;
 
     // Init starts the command the way the runtime started init: fork, a go, and a report.

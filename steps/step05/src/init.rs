@@ -10,7 +10,9 @@
 //!
 //! Our init is a function of the step binary (like `docker run --init`'s tini, but built in):
 //! it starts the command, forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to it, reaps every
-//! child, and exits with the command's status. See pid_namespaces(7), sigwait(3), prctl(2).
+//! child, and exits with the command's status. Being a copy of the runtime, it first gives up
+//! what it inherited from the host: the caller's session and the caller's environment.
+//! See pid_namespaces(7), sigwait(3), prctl(2), setsid(2), credentials(7).
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -52,10 +54,55 @@ pub fn die_with_parent() -> Result<()> {
 pub fn block_signals() -> Result<()> {
     init_signals()
         .thread_block()
-        .context("failed to block signals in init")?;
-    // The runtime ignores SIGINT and SIGQUIT; an ignored signal is dropped even when blocked.
-    crate::signals::restore_terminal_signals()
+        .context("failed to block signals in init")
 }
+
+// ANCHOR: leave_the_callers_session
+/// Start a session of our own, with init as its leader and no controlling terminal. Until now
+/// the container was in the caller's session and process group: `kill 0` inside reached the
+/// runtime and whatever started it (a shell script, cargo, a test harness), and the terminal's
+/// Ctrl-C reached the container directly. From here on no signal to or from the caller's
+/// group crosses; the runtime passes on the ones meant for the container.
+pub fn leave_the_callers_session() -> Result<()> {
+    trace!("setsid()");
+    nix::unistd::setsid()
+        .map(drop)
+        .context("failed to start a session of the container's own")
+}
+// ANCHOR_END: leave_the_callers_session
+
+// ANCHOR: hide_the_host
+/// Init is a copy of the runtime made by clone, so it still holds what the runtime was started
+/// with: the caller's environment (which /proc/1/environ shows, and which may hold secrets),
+/// and readable memory. Mark init not dumpable, so that /proc/1/environ, /proc/1/mem,
+/// /proc/1/exe and /proc/1/fd need CAP_SYS_PTRACE (which step 6 takes away), and wipe the
+/// environment's bytes, so that there is nothing to read even for a process that has it.
+pub fn hide_the_host() -> Result<()> {
+    trace!("prctl(PR_SET_DUMPABLE, 0)");
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    Errno::result(rc).context("failed to make init not dumpable")?;
+    // /proc/PID/environ shows the bytes between env_start and env_end (fields 50 and 51 of
+    // /proc/PID/stat): the strings execve(2) put on the runtime's stack. Overwrite them.
+    let stat = std::fs::read_to_string("/proc/self/stat").context("failed to read /proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let field = |n: usize| fields.get(n - 3).and_then(|value| value.parse::<usize>().ok());
+    let (Some(start), Some(end)) = (field(50), field(51)) else {
+        anyhow::bail!("failed to find the environment's place in /proc/self/stat");
+    };
+    trace!("memset(env_start, 0, env_end - env_start)");
+    if end > start {
+        // SAFETY: [start, end) is this process's own environment block, mapped and writable
+        // (it is on the stack). Nothing reads the environment after this: the command's
+        // environment was decided in the runtime, before the clone.
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    }
+    Ok(())
+}
+// ANCHOR_END: hide_the_host
 
 /// In the command's process, before exec: the signal mask survives execve(2), so unblock all.
 pub fn unblock_signals() -> Result<()> {
@@ -63,13 +110,26 @@ pub fn unblock_signals() -> Result<()> {
         .context("failed to unblock signals for the command")
 }
 
-/// Close every descriptor init still has above stderr: init is never exec'd, so marking them
-/// close-on-exec is not enough, and from step 4 on a process in the container could reach
-/// them through /proc/1/fd. Not traced: the command is running by now, and a trace line would
-/// land in the middle of its output.
-pub fn close_all_fds() {
+/// Close every descriptor init still has above stderr (its pipes to the runtime and to the
+/// command): init is never exec'd, so close-on-exec does not close them. Should that fail,
+/// init must not go on holding them: it says so on stderr (no one reads the report pipe any
+/// more), stops the command and exits. Not traced: the command is running by now, and a trace
+/// line would land in the middle of its output.
+pub fn close_all_fds(command: Pid) {
     // SAFETY: close_range(2) takes no pointers and only closes our own descriptors.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    let closed = match Errno::result(rc) {
+        Ok(_) => Ok(()),
+        // Kernels before 5.9 lack close_range: the runtime's own fallback does the same.
+        Err(Errno::ENOSYS) => crate::exec::close_inherited_fds(),
+        Err(errno) => Err(errno).context("failed to close init's descriptors"),
+    };
+    if let Err(err) = closed {
+        eprintln!("{}: error: {err:#}", env!("CARGO_PKG_NAME"));
+        let _ = kill(command, Signal::SIGKILL);
+        // SAFETY: _exit(2) ends init at once; the kernel then ends the whole namespace.
+        unsafe { libc::_exit(crate::errors::RUNTIME_FAILED.into()) }
+    }
 }
 
 // ANCHOR: supervise

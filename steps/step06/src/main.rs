@@ -17,9 +17,9 @@ mod init;
 mod masks;
 mod mounts;
 mod seccomp;
-mod signals;
 mod status;
 mod supervise;
+mod terminal;
 mod trace;
 mod uts;
 
@@ -38,6 +38,7 @@ use crate::errors::Failure;
 use crate::exec::CommandLine;
 use crate::handshake::ChildSide;
 use crate::id::ContainerId;
+use crate::terminal::ContainerEnd;
 use crate::trace::trace;
 
 // ANCHOR: args
@@ -101,6 +102,8 @@ struct Container {
 // ANCHOR: run
 /// The parent's side: check the input, clone, let the child go, wait for it.
 fn run(args: Args) -> Result<u8, Failure> {
+    // Nothing the caller left open may reach the container: close it before anything else.
+    exec::close_inherited_fds()?;
     // Bad input is refused before anything is created.
     let id = match &args.name {
         Some(name) => ContainerId::from_name(name)?,
@@ -120,9 +123,9 @@ fn run(args: Args) -> Result<u8, Failure> {
     };
 
     let (mut parent, child) = handshake::channel()?;
-    // Ctrl-C from the terminal is for the command inside, not for us.
-    signals::ignore_terminal_signals()?;
-    // SIGTERM and SIGHUP wait for us to pass them on; SIGCHLD tells us init has exited.
+    // When stdin is a terminal, the container gets one of its own: its master comes back here.
+    let (terminal, container_terminal) = terminal::channel()?;
+    // SIGTERM, SIGHUP and Ctrl-C wait for us to pass them on; SIGCHLD says init has exited.
     supervise::block_signals()?;
 
     let namespaces = CloneFlags::CLONE_NEWUTS
@@ -133,36 +136,42 @@ fn run(args: Args) -> Result<u8, Failure> {
         Cloned::Child => {
             // The parent's ends of the pipes are of no use here.
             drop(parent);
-            start_container(child, &container)
+            drop(terminal);
+            start_container(child, container_terminal, &container)
         }
         Cloned::Parent { child: pid } => pid,
     };
     // Close the child's ends: the report pipe only reaches end-of-file once no one holds them.
     drop(child);
+    drop(container_terminal);
 
     parent.release_child()?;
+    // From here until `finish`, our terminal is raw and relays to the container's.
+    let console = terminal.take_console()?;
     if let Some(failure) = parent.wait_for_exec()? {
         // Init has exited; collect it before we report.
         status::wait_for(pid)?;
         return Err(failure);
     }
     let stop_timeout = Duration::from_secs(args.stop_timeout);
-    Ok(supervise::wait_for_container(pid, stop_timeout)?)
+    let status = supervise::wait_for_container(pid, stop_timeout)?;
+    console.finish();
+    Ok(status)
 }
 // ANCHOR_END: run
 
 // ANCHOR: start_container
 /// Init's side, as PID 1 of the new PID namespace: prepare the container, start the command,
 /// then look after it until it exits.
-fn start_container(mut runtime: ChildSide, container: &Container) -> ! {
+fn start_container(mut runtime: ChildSide, terminal: ContainerEnd, container: &Container) -> ! {
     trace::set_role("init");
     trace::hold();
-    match prepare_and_start(&mut runtime, container) {
+    match prepare_and_start(&mut runtime, terminal, container) {
         Ok(command) => {
             // The command runs: close our end of the report pipe, so the runtime reads
             // end-of-file, and keep nothing of the host open in PID 1.
             drop(runtime);
-            init::close_all_fds();
+            init::close_all_fds(command);
             let status = init::supervise(command);
             // SAFETY: _exit(2) ends init at once; the kernel then ends the whole namespace.
             unsafe { libc::_exit(status.into()) }
@@ -173,13 +182,18 @@ fn start_container(mut runtime: ChildSide, container: &Container) -> ! {
 
 /// Everything init does before the command runs. Returns the command's pid once it has
 /// exec'd.
-fn prepare_and_start(runtime: &mut ChildSide, container: &Container) -> Result<Pid, Failure> {
+fn prepare_and_start(
+    runtime: &mut ChildSide,
+    terminal: ContainerEnd,
+    container: &Container,
+) -> Result<Pid, Failure> {
     init::block_signals()?;
     init::die_with_parent()?;
+    init::leave_the_callers_session()?;
+    init::hide_the_host()?;
     runtime.wait_for_parent()?;
     trace::release();
     uts::set_hostname(&container.hostname)?;
-    exec::close_inherited_fds()?;
     mounts::make_mounts_private()?;
     mounts::pivot_into(&container.image)?;
     mounts::mount_proc()?;
@@ -187,6 +201,7 @@ fn prepare_and_start(runtime: &mut ChildSide, container: &Container) -> Result<P
     masks::mount_sys()?;
     masks::mask_paths()?;
     masks::make_read_only()?;
+    let has_terminal = terminal.open_pty()?;
     // Everything that needed root's powers is done: give them up, for init and the command.
     capabilities::drop_capabilities(&container.capabilities)?;
     seccomp::set_no_new_privs()?;
@@ -198,7 +213,7 @@ fn prepare_and_start(runtime: &mut ChildSide, container: &Container) -> Result<P
     let pid = match unsafe { fork() }.context("failed to fork the command")? {
         ForkResult::Child => {
             drop(init_side);
-            run_command(command_side, container)
+            run_command(command_side, has_terminal, container)
         }
         ForkResult::Parent { child } => child,
     };
@@ -215,11 +230,14 @@ fn prepare_and_start(runtime: &mut ChildSide, container: &Container) -> Result<P
 
 // ANCHOR: run_command
 /// The command's side, as PID 2: wait for init, then become the command.
-fn run_command(mut init: ChildSide, container: &Container) -> ! {
+fn run_command(mut init: ChildSide, has_terminal: bool, container: &Container) -> ! {
     trace::set_role("command");
     let result = (|| -> Result<Infallible, Failure> {
         init.wait_for_parent()?;
         init::unblock_signals()?;
+        if has_terminal {
+            terminal::take_controlling_terminal()?;
+        }
         exec::exec_command(&container.command, &container.image)
     })();
     // exec_command only returns on failure: report it to init, which passes it on.

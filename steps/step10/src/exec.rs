@@ -16,20 +16,24 @@ use crate::trace::trace;
 /// The PATH a container starts with: the one docker and runc use.
 pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The command to run and its arguments; `/bin/sh` when none is given.
+/// The command to run and its arguments (`/bin/sh` when none is given), and the environment
+/// it starts with, decided in the runtime before anything is forked.
 #[derive(Debug, Clone)]
 pub struct CommandLine {
     pub argv: Vec<String>,
+    pub env: Vec<String>,
 }
 
 impl CommandLine {
     pub fn new(argv: Vec<String>) -> Self {
-        if argv.is_empty() {
-            CommandLine {
-                argv: vec!["/bin/sh".to_string()],
-            }
+        let argv = if argv.is_empty() {
+            vec!["/bin/sh".to_string()]
         } else {
-            CommandLine { argv }
+            argv
+        };
+        CommandLine {
+            argv,
+            env: environment(),
         }
     }
 
@@ -54,25 +58,30 @@ fn environment() -> Vec<String> {
 }
 
 // ANCHOR: close_inherited_fds
-/// Make every descriptor above stderr close-on-exec, so the command starts with only 0, 1, 2.
-/// A descriptor inherited from the host (an open file, a socket) is a way out of the container.
+/// Close every descriptor above stderr that the runtime inherited from whoever started it: an
+/// open file, a socket, a directory of the host is a way out of the container. The runtime does
+/// this first, before it forks, so no process of the container holds one at any moment.
 pub fn close_inherited_fds() -> Result<()> {
-    trace!("close_range(3, ~0, CLOSE_RANGE_CLOEXEC)");
-    // CLOEXEC rather than closing now: our own pipe to the parent must stay open until exec.
-    // SAFETY: close_range(2) takes no pointers; it only changes flags on our own descriptors.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    if rc == 0 {
-        return Ok(());
+    trace!("close_range(3, ~0, 0)");
+    // SAFETY: close_range(2) takes no pointers; the runtime has opened nothing of its own yet.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    match Errno::result(rc) {
+        Ok(_) => return Ok(()),
+        // Kernels before 5.9 lack close_range: close what /proc/self/fd lists instead.
+        Err(Errno::ENOSYS) => {}
+        Err(errno) => return Err(errno).context("failed to close the inherited descriptors"),
     }
-    // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk /proc/self/fd instead.
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .context("failed to list /proc/self/fd")?
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
         .filter(|fd| *fd > 2)
         .collect();
     for fd in fds {
-        // SAFETY: F_SETFD on a descriptor number takes no pointers; a closed one gives EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        match nix::unistd::close(fd) {
+            // EBADF: the descriptor the listing itself used, closed when it ended.
+            Ok(()) | Err(Errno::EBADF) => {}
+            Err(errno) => return Err(errno).with_context(|| format!("failed to close descriptor {fd}")),
+        }
     }
     Ok(())
 }
@@ -117,7 +126,8 @@ pub fn exec_command(command: &CommandLine, image: &Path) -> Result<Infallible, F
         .map(|arg| cstring(arg.as_bytes()))
         .collect::<Result<Vec<_>>>()
         .map_err(Failure::from)?;
-    let env = environment()
+    let env = command
+        .env
         .iter()
         .map(|var| cstring(var.as_bytes()))
         .collect::<Result<Vec<_>>>()

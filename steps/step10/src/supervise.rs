@@ -1,7 +1,9 @@
 //! The runtime's side of a running container: wait for init to exit, pass SIGTERM and SIGHUP
 //! on to it (so `kill RUNTIME` stops the container cleanly), and if the container has not
 //! stopped `--stop-timeout` seconds later, kill init with SIGKILL, which ends the whole PID
-//! namespace. The same contract as `docker stop`. See sigtimedwait(2).
+//! namespace. The same contract as `docker stop`. The container has a session of its own, so
+//! the terminal's Ctrl-C and Ctrl-\ (SIGINT, SIGQUIT) reach only the runtime: it passes them
+//! on too. See sigtimedwait(2).
 
 use std::time::{Duration, Instant};
 
@@ -14,14 +16,21 @@ use crate::trace::trace;
 
 fn runtime_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for sig in [Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGCHLD,
+    ] {
         set.add(sig);
     }
     set
 }
 
-/// Before the clone: queue SIGTERM, SIGHUP and SIGCHLD for `wait_for_container` instead of
-/// letting SIGTERM kill the runtime and leave the container without its runtime.
+/// Before the clone: queue SIGTERM, SIGHUP, SIGINT, SIGQUIT and SIGCHLD for
+/// `wait_for_container` instead of letting them kill the runtime and leave the container
+/// without its runtime.
 pub fn block_signals() -> Result<()> {
     runtime_signals()
         .thread_block()
@@ -73,6 +82,11 @@ pub fn wait_for_container(init: Pid, stop_timeout: Duration) -> Result<u8> {
                 let _ = kill(init, sig);
                 // The grace period starts now, at the first stop signal.
                 kill_at.get_or_insert_with(|| Instant::now() + stop_timeout);
+            }
+            Some(sig @ (Signal::SIGINT | Signal::SIGQUIT)) => {
+                // Ctrl-C or Ctrl-\ at the terminal: for the command, which decides what it means.
+                trace!("kill({init}, {sig})");
+                let _ = kill(init, sig);
             }
             Some(_) => {} // SIGCHLD: look at init again
             None if kill_at.is_some_and(|at| Instant::now() >= at) => {

@@ -8,11 +8,17 @@
 //!   box-probe orphan              make an orphan, and see whether anyone reaps it
 //!   box-probe linger SECONDS      leave a process behind that lives on for SECONDS
 //!   box-probe ipc KEY             can we see the host's System V message queue KEY?
-//!   box-probe try mount|unshare   try a privileged call (a tmpfs on /tmp, undone at once; a
-//!                                 new UTS namespace for the probe alone) and say if it worked
+//!   box-probe try mount|unshare|io_uring
+//!                                 try a privileged call (a tmpfs on /tmp, undone at once; a
+//!                                 new UTS namespace for the probe alone; an io_uring ring,
+//!                                 closed at once) and say if it worked
 //!   box-probe forks N             start N children (each sleeps 2 s); say how many started
 //!   box-probe hog MIB             allocate and touch MIB mebibytes, then say so
 //!   box-probe spin SECONDS        keep one CPU busy for SECONDS
+//!   box-probe environ TEXT        mount /proc if there is none (as root may), then say whether
+//!                                 any process's /proc/N/environ holds TEXT
+//!   box-probe tiocsti TEXT        push TEXT into the controlling terminal (/dev/tty, or stdin
+//!                                 when that is a terminal) with the TIOCSTI ioctl
 //!   box-probe check PATH...       for each path: does reading give anything, would a write be
 //!                                 allowed (asked with access(2): nothing is written)
 
@@ -33,6 +39,8 @@ fn main() -> ExitCode {
         Some("hog") => hog(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(64)),
         Some("spin") => spin(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1.0)),
         Some("check") => args[1..].iter().for_each(|path| check(path)),
+        Some("environ") if args.len() == 2 => environ(&args[1]),
+        Some("tiocsti") if args.len() == 2 => tiocsti(&args[1]),
         Some("linger") => linger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         _ => {
             eprintln!(
@@ -130,6 +138,18 @@ fn try_call(what: &str) {
         },
         // SAFETY: unshare takes flags only; the new namespace is the probe's alone.
         "unshare" => unsafe { libc::unshare(libc::CLONE_NEWUTS) },
+        // SAFETY: io_uring_setup writes a struct io_uring_params (120 bytes) into our buffer;
+        // the ring it makes is closed at once.
+        "io_uring" => unsafe {
+            let mut params = [0u8; 120];
+            let fd = libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr());
+            if fd >= 0 {
+                libc::close(fd as i32);
+                0
+            } else {
+                -1
+            }
+        },
         _ => {
             println!("{what}: unknown call");
             return;
@@ -495,4 +515,70 @@ fn interfaces() -> String {
         names.sort();
         names.join(" ")
     }
+}
+
+/// Is TEXT in the environment of any process this container can see through /proc? Without
+/// a /proc, mount one, as a hostile command with root's powers would (the harness runs this in
+/// a throwaway mount namespace), and undo it afterwards.
+fn environ(text: &str) {
+    let c = |text: &str| CString::new(text).unwrap();
+    let mut mounted = false;
+    if fs::metadata("/proc/self").is_err() {
+        // SAFETY: valid NUL-terminated strings; a null data pointer is allowed.
+        let rc = unsafe {
+            libc::mount(
+                c("proc").as_ptr(),
+                c("/proc").as_ptr(),
+                c("proc").as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            println!("environ: no /proc ({})", errno_name(&io::Error::last_os_error()));
+            return;
+        }
+        mounted = true;
+    }
+    let found = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let name = entry.file_name();
+            name.to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                && fs::read(entry.path().join("environ"))
+                    .is_ok_and(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+        });
+    if mounted {
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount(c("/proc").as_ptr()) };
+    }
+    println!("environ: {}", if found { "visible" } else { "hidden" });
+}
+
+/// Push TEXT into the terminal, as if typed, with TIOCSTI (ioctl_tty(2)): whoever reads the
+/// terminal next reads it.
+fn tiocsti(text: &str) {
+    let c_path = CString::new("/dev/tty").unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let tty = unsafe { libc::open(c_path.as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
+    // SAFETY: isatty takes a descriptor number.
+    let fd = if tty >= 0 {
+        tty
+    } else if unsafe { libc::isatty(0) } == 1 {
+        0
+    } else {
+        println!("tiocsti: no terminal");
+        return;
+    };
+    for byte in text.bytes() {
+        // SAFETY: TIOCSTI reads one byte through the pointer, which is ours.
+        if unsafe { libc::ioctl(fd, libc::TIOCSTI, &byte) } != 0 {
+            println!("tiocsti: refused ({})", errno_name(&io::Error::last_os_error()));
+            return;
+        }
+    }
+    println!("tiocsti: pushed");
 }
