@@ -84,7 +84,7 @@ mkdir -p "$initrd/work/scripts" && cp scripts/doctor "$initrd/work/scripts/docto
 # Kernel modules, in the order modprobe would load them.
 modules_root="$kernel_dir/unpacked"
 : > "$initrd/work/modules"
-for module in overlay veth bridge nf_tables nft_compat nft_chain_nat xt_MASQUERADE xt_comment xt_conntrack xt_tcpudp; do
+for module in loop overlay veth bridge nf_tables nft_compat nft_chain_nat xt_MASQUERADE xt_comment xt_conntrack xt_tcpudp; do
     modprobe -d "$modules_root" -S "$version" --show-depends "$module" | awk '$1 == "insmod" {print $2}' |
         while read -r path; do
             name=$(basename "$path")

@@ -6,6 +6,7 @@
 //! binaries always run as subprocesses, never forked from the test process.
 
 pub mod binaries;
+pub mod disk;
 pub mod guard;
 pub mod lab;
 pub mod run;

@@ -33,6 +33,9 @@ pub fn settings() -> insta::Settings {
         r#"(fork\(\) = |clone\([^)]*\) = |waitpid\(|pid: |kill\(|cgroup\.procs", "|netns |--target=)\d{3,}"#,
         "$1[PID]",
     );
+    // Which loop device stands in for a host disk (loop(4): the major is always 7).
+    settings.add_filter(r"/dev/loop\d+", "/dev/loop[N]");
+    settings.add_filter(r"\bb 7 \d+", "b 7 [N]");
     // The transient systemd scope each runtime gets on a cgroup v2 host with systemd.
     settings.add_filter(r"run-r[0-9a-f]+\.scope", "run-r[SCOPE].scope");
     // Which /proc entries a runtime masks depends on the kernel: these exist only on some (sound

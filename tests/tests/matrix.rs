@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use box_tests::binaries::{
     step_name, steps, FIRST_STEP_WITH_BRIDGE, FIRST_STEP_WITH_CGROUPS, FIRST_STEP_WITH_NET,
 };
+use box_tests::disk::{LoopDisk, DISK_TEXT};
 use box_tests::lab::HOST_SECRET;
 use box_tests::lab::{container_address, http_get};
 use box_tests::{require_root, Lab};
@@ -16,6 +17,8 @@ use box_tests::{require_root, Lab};
 /// One step's probe report, run once and shared by the rows that read it.
 struct Observer<'a> {
     lab: &'a Lab,
+    /// A loop device over a file of the lab's: the stand-in for one of the host's disks.
+    disk: &'a LoopDisk,
     step: u32,
     report: OnceLock<String>,
 }
@@ -372,7 +375,9 @@ const BEHAVIOURS: &[Behaviour] = &[
             if run.typed_ahead.contains("echo injected") {
                 "injected".into()
             } else if run.status == 0 {
-                "refused".into()
+                // From step 5 the pushed line lands in the container's own terminal, if the
+                // kernel lets it push at all (dev.tty.legacy_tiocsti).
+                "not injected (own terminal)".into()
             } else {
                 format!("unexpected: exit status {}: {}", run.status, run.output.trim())
             }
@@ -466,6 +471,21 @@ const BEHAVIOURS: &[Behaviour] = &[
         name: "cgroup",
         since: 7,
         observe: |o| o.fact("cgroup"),
+    },
+    Behaviour {
+        name: "a block device node it makes itself (a loop device)",
+        since: 7,
+        observe: |o| {
+            let (major, minor) = (o.disk.major.to_string(), o.disk.minor.to_string());
+            let run = o
+                .lab
+                .run(o.step, &["--", "/bin/box-probe", "blockdev", &major, &minor]);
+            match run.stdout.trim().strip_prefix("blockdev: ") {
+                Some(read) if read.contains(DISK_TEXT) => "reads the host's disk".into(),
+                Some(other) => other.to_string(),
+                None => format!("unexpected: {}", run.all_output().trim()),
+            }
+        },
     },
     Behaviour {
         name: "children it can start (`--pids 16` from step07)",
@@ -632,6 +652,7 @@ fn render(steps: &[u32], cells: &[Vec<String>]) -> String {
 fn behaviour_matrix() {
     require_root!();
     let lab = Lab::new();
+    let (disk, _) = LoopDisk::attach(lab.dir());
     let steps = steps();
     // One thread per step: each step's column is independent of the others.
     let columns: Vec<Vec<String>> = std::thread::scope(|scope| {
@@ -639,9 +660,11 @@ fn behaviour_matrix() {
             .iter()
             .map(|&step| {
                 let lab = &lab;
+                let disk = &disk;
                 scope.spawn(move || {
                     let observer = Observer {
                         lab,
+                        disk,
                         step,
                         report: OnceLock::new(),
                     };

@@ -2,6 +2,7 @@
 //! them, snapshotted. The chapters include these snapshot files, so the book always shows what
 //! the code prints today.
 
+use box_tests::disk::{LoopDisk, DISK_TEXT};
 use box_tests::lab::host_session;
 use box_tests::snapshot::{assert_layout_snapshot, mask_bridge_address, settings};
 use box_tests::{require_root, Lab, Run};
@@ -409,6 +410,31 @@ session_test!(step06_capability_flags, |lab| [
 session_test!(step06_trace, |lab| [
     lab.session(6, &["--trace", "--hostname", "box", "--", "/bin/true"])
 ]);
+
+/// A block device node made inside, for a stand-in for a host disk (a loop device over a file
+/// of the lab's): read it, in `step` (the hole in step 6, closed in step 7).
+fn read_a_host_disk(lab: &Lab, step: u32) -> Vec<Run> {
+    let (disk, losetup) = LoopDisk::attach(lab.dir());
+    let script = format!(
+        "mknod /tmp/disk b {} {} && head -c {} /tmp/disk && echo; rm -f /tmp/disk",
+        disk.major,
+        disk.minor,
+        DISK_TEXT.len()
+    );
+    vec![losetup, lab.session(step, &["--", "/bin/sh", "-c", &script])]
+}
+
+session_test!(step07_the_hole, |lab| read_a_host_disk(&lab, 6));
+
+cgroup_session_test!(step07_devices, |lab| {
+    let mut runs = read_a_host_disk(&lab, 7);
+    // What /dev holds still works; the container's cgroup is its own, and read-only.
+    let allowed = "echo hello > /dev/null && head -c 4 /dev/zero | wc -c";
+    runs.push(lab.session(7, &["--", "/bin/sh", "-c", allowed]));
+    let cgroup = "cat /proc/self/cgroup | head -n 3; echo 100 > /sys/fs/cgroup/pids.max";
+    runs.push(lab.session(7, &["--", "/bin/sh", "-c", cgroup]));
+    runs
+});
 
 session_test!(step07_limits, |lab| [
     lab.session(7, &["--memory", "32m", "--", "/bin/box-probe", "hog", "256"]),

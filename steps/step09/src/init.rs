@@ -74,32 +74,46 @@ pub fn leave_the_callers_session() -> Result<()> {
 // ANCHOR: hide_the_host
 /// Init is a copy of the runtime made by clone, so it still holds what the runtime was started
 /// with: the caller's environment (which /proc/1/environ shows, and which may hold secrets),
-/// and readable memory. Mark init not dumpable, so that /proc/1/environ, /proc/1/mem,
-/// /proc/1/exe and /proc/1/fd need CAP_SYS_PTRACE (which step 6 takes away), and wipe the
-/// environment's bytes, so that there is nothing to read even for a process that has it.
+/// the runtime's command line with the host's paths in it (/proc/1/cmdline, and so `ps`), and
+/// readable memory. Mark init not dumpable, so that /proc/1/environ, /proc/1/mem, /proc/1/exe
+/// and /proc/1/fd need CAP_SYS_PTRACE (which step 6 takes away), and overwrite the bytes of
+/// both, so that there is nothing to read even for a process that has it.
 pub fn hide_the_host() -> Result<()> {
     trace!("prctl(PR_SET_DUMPABLE, 0)");
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     Errno::result(rc).context("failed to make init not dumpable")?;
-    // /proc/PID/environ shows the bytes between env_start and env_end (fields 50 and 51 of
-    // /proc/PID/stat): the strings execve(2) put on the runtime's stack. Overwrite them.
+    // /proc/PID/cmdline and /proc/PID/environ show the bytes between arg_start and arg_end, and
+    // between env_start and env_end (fields 48 to 51 of /proc/PID/stat): the strings execve(2)
+    // put on the runtime's stack. Overwrite them.
     let stat = std::fs::read_to_string("/proc/self/stat").context("failed to read /proc/self/stat")?;
     // The fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
     let field = |n: usize| fields.get(n - 3).and_then(|value| value.parse::<usize>().ok());
-    let (Some(start), Some(end)) = (field(50), field(51)) else {
-        anyhow::bail!("failed to find the environment's place in /proc/self/stat");
+    let (Some(arg_start), Some(arg_end), Some(env_start), Some(env_end)) =
+        (field(48), field(49), field(50), field(51))
+    else {
+        anyhow::bail!("failed to find the command line and environment in /proc/self/stat");
     };
-    trace!("memset(env_start, 0, env_end - env_start)");
-    if end > start {
-        // SAFETY: [start, end) is this process's own environment block, mapped and writable
-        // (it is on the stack). Nothing reads the environment after this: the command's
-        // environment was decided in the runtime, before the clone.
-        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    // What `ps` shows for init from now on, inside and on the host: a name, not a command line.
+    let title = concat!(env!("CARGO_PKG_NAME"), " init");
+    trace!("memset(arg_start, 0, arg_end - arg_start), memset(env_start, 0, env_end - env_start)");
+    for (start, end) in [(arg_start, arg_end), (env_start, env_end)] {
+        if end > start {
+            // SAFETY: [start, end) is this process's own argument or environment block, mapped
+            // and writable (it is on the stack). Nothing reads either after this: the arguments
+            // were parsed and the command's environment decided in the runtime, before the clone.
+            unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+        }
     }
+    let room = arg_end
+        .saturating_sub(arg_start)
+        .saturating_sub(1)
+        .min(title.len());
+    // SAFETY: `room` bytes fit in the argument block (one byte is left for its final NUL).
+    unsafe { std::ptr::copy_nonoverlapping(title.as_ptr(), arg_start as *mut u8, room) };
     Ok(())
 }
 // ANCHOR_END: hide_the_host

@@ -498,7 +498,7 @@ mod tests {
     /// What docker's default profile (moby/profiles, seccomp/default.json) refuses to a container
     /// with docker's default capabilities, on both architectures: every call in the kernel's
     /// tables that the profile neither allows outright nor allows for one of those capabilities
-    /// (see SECCOMP-COMPARISON.md). open_tree_attr (Linux 6.15) is newer than the profile, which
+    /// (chapter 6 says where ours differs). open_tree_attr (Linux 6.15) is newer than the profile, which
     /// refuses it by not naming it.
     #[rustfmt::skip]
     const DOCKER_REFUSES: [&str; 55] = [

@@ -19,6 +19,8 @@
 //!                                 any process's /proc/N/environ holds TEXT
 //!   box-probe tiocsti TEXT        push TEXT into the controlling terminal (/dev/tty, or stdin
 //!                                 when that is a terminal) with the TIOCSTI ioctl
+//!   box-probe blockdev MAJ MIN    make a block device node for MAJ:MIN in /tmp (mknod(2)), read
+//!                                 its first bytes, remove it: can it reach a host disk?
 //!   box-probe check PATH...       for each path: does reading give anything, would a write be
 //!                                 allowed (asked with access(2): nothing is written)
 
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Some("spin") => spin(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1.0)),
         Some("check") => args[1..].iter().for_each(|path| check(path)),
         Some("environ") if args.len() == 2 => environ(&args[1]),
+        Some("blockdev") if args.len() == 3 => blockdev(&args[1], &args[2]),
         Some("tiocsti") if args.len() == 2 => tiocsti(&args[1]),
         Some("linger") => linger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         _ => {
@@ -581,4 +584,36 @@ fn tiocsti(text: &str) {
         }
     }
     println!("tiocsti: pushed");
+}
+
+/// Make a node for block device MAJ:MIN, as root in a container may (CAP_MKNOD), and read it.
+fn blockdev(major: &str, minor: &str) {
+    let (Ok(major), Ok(minor)) = (major.parse::<u32>(), minor.parse::<u32>()) else {
+        println!("blockdev: bad device numbers");
+        return;
+    };
+    let path = CString::new("/tmp/box-probe-disk").unwrap();
+    // SAFETY: a valid NUL-terminated path; makedev and mknod take plain integers.
+    if unsafe { libc::mknod(path.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(major, minor)) } != 0 {
+        println!(
+            "blockdev: mknod refused ({})",
+            errno_name(&io::Error::last_os_error())
+        );
+        return;
+    }
+    let answer = match fs::File::open("/tmp/box-probe-disk") {
+        Err(err) => format!("open refused ({})", errno_name(&err)),
+        Ok(mut disk) => {
+            let mut buf = [0u8; 64];
+            match io::Read::read(&mut disk, &mut buf) {
+                Ok(n) => {
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    format!("read {:?}", text.trim_end_matches('\0'))
+                }
+                Err(err) => format!("read refused ({})", errno_name(&err)),
+            }
+        }
+    };
+    let _ = fs::remove_file("/tmp/box-probe-disk");
+    println!("blockdev: {answer}");
 }
