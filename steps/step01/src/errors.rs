@@ -72,6 +72,25 @@ impl Failure {
     }
 }
 
+/// Read the command line. A usage error is told like every other failure of the runtime (one
+/// line, a hint, exit status 125, as docker does); `--help` and `--version` print and exit 0.
+pub fn parse_args<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
+    T::try_parse().map_err(|err| {
+        if !err.use_stderr() {
+            let _ = err.print();
+            return std::process::ExitCode::SUCCESS;
+        }
+        let text = err.render().to_string();
+        let first = text.lines().next().unwrap_or_default();
+        let failure = Failure {
+            status: RUNTIME_FAILED,
+            message: format!("bad arguments: {}", first.trim_start_matches("error: ")),
+            hint: Some(format!("see `{} --help`", env!("CARGO_PKG_NAME"))),
+        };
+        std::process::ExitCode::from(failure.print())
+    })
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::new(RUNTIME_FAILED, &err)

@@ -58,7 +58,10 @@ struct Args {
 // ANCHOR_END: args
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match errors::parse_args::<Args>() {
+        Ok(args) => args,
+        Err(status) => return status,
+    };
     trace::enable(args.trace);
     match run(args) {
         Ok(status) => ExitCode::from(status),

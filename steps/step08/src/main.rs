@@ -97,8 +97,9 @@ struct Args {
     #[arg(long, value_name = "CPUS")]
     cpus: Option<String>,
 
-    /// Seconds between passing SIGTERM on to the container and killing it
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    /// Seconds between passing SIGTERM on to the container and killing it (at most a day)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(..=86_400))]
     stop_timeout: u64,
 
     /// The command to run in the container, and its arguments [default: /bin/sh]
@@ -108,7 +109,10 @@ struct Args {
 // ANCHOR_END: args
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match errors::parse_args::<Args>() {
+        Ok(args) => args,
+        Err(status) => return status,
+    };
     trace::enable(args.trace);
     match run(args) {
         Ok(status) => ExitCode::from(status),

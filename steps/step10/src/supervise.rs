@@ -81,6 +81,7 @@ pub fn wait_for_container(init: Pid, stop_timeout: Duration) -> Result<u8> {
                 trace!("kill({init}, {sig})");
                 let _ = kill(init, sig);
                 // The grace period starts now, at the first stop signal.
+                // (The command line allows at most a day, so the deadline cannot overflow.)
                 kill_at.get_or_insert_with(|| Instant::now() + stop_timeout);
             }
             Some(sig @ (Signal::SIGINT | Signal::SIGQUIT)) => {
