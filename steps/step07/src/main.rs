@@ -8,6 +8,7 @@
 
 mod capabilities;
 mod cgroup;
+mod cgroup_v2;
 mod clone;
 mod dev;
 mod errors;

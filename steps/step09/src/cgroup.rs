@@ -1,6 +1,6 @@
 //! Control groups (cgroups(7)) limit what a group of processes may use: memory, number of
-//! processes, CPU time. A cgroup is a directory in a cgroup filesystem; its files are the
-//! limits and counters, and a process joins it by writing its pid into `cgroup.procs`.
+//! processes, CPU time. A cgroup is a directory in a cgroup filesystem; its files are
+//! the limits and counters, and a process joins it by writing its pid into `cgroup.procs`.
 //!
 //! Hosts come in three layouts, and the runtime finds out which at run time:
 //! - **unified** (cgroup v2): one hierarchy at /sys/fs/cgroup; controllers are switched on for
@@ -10,8 +10,8 @@
 //!   controllers) at /sys/fs/cgroup/unified.
 //!
 //! Everything here takes its paths from the texts of /proc/self/mountinfo and /proc/self/cgroup,
-//! so the unit tests below run on a temporary directory, without root.
-//! See cgroups(7), and the kernel's admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
+//! and the limits are a table of file writes (`writes`), so the unit tests below run on a
+//! temporary directory, without root. What only v2 needs is in cgroup_v2.rs. See cgroups(7), and the kernel's admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 
+use crate::cgroup_v2;
 use crate::errors::HintExt;
+use crate::size::CPU_PERIOD_US;
 use crate::trace::trace;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +40,7 @@ pub enum Controller {
 }
 
 impl Controller {
-    const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+    pub const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -61,6 +63,7 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Is a limit given for `controller`?
     fn wants(&self, controller: Controller) -> bool {
         match controller {
             Controller::Memory => self.memory.is_some(),
@@ -91,6 +94,36 @@ impl Host {
             .iter()
             .find(|(c, _)| *c == controller)
             .map(|(_, place)| place)
+    }
+
+    /// The hierarchies a container gets a cgroup in, each once, with the controllers it serves
+    /// there (on v2, all of them; on v1, one or a few co-mounted ones).
+    fn hierarchies(&self) -> Vec<(&Place, Vec<Controller>)> {
+        let mut hierarchies: Vec<(&Place, Vec<Controller>)> = Vec::new();
+        for (controller, place) in &self.places {
+            match hierarchies.iter_mut().find(|(known, _)| *known == place) {
+                Some((_, controllers)) => controllers.push(*controller),
+                None => hierarchies.push((place, vec![*controller])),
+            }
+        }
+        hierarchies
+    }
+
+    /// Refuse, before anything is made, a limit whose controller this host lacks.
+    fn check(&self, limits: &Limits) -> Result<()> {
+        for controller in Controller::ALL {
+            if !limits.wants(controller) || self.place(controller).is_some() {
+                continue;
+            }
+            let hint = format!("mount it, or run without the {} limit", controller.name());
+            return Err(anyhow::anyhow!(
+                "the {} controller is not available on this host (cgroups: {})",
+                controller.name(),
+                self.layout
+            ))
+            .hint(hint);
+        }
+        Ok(())
     }
 }
 
@@ -210,177 +243,149 @@ pub fn detect_host() -> Result<Host> {
     Ok(detect(&mountinfo, &self_cgroup))
 }
 
-fn write(path: &Path, value: &str) -> Result<()> {
+pub fn write(path: &Path, value: &str) -> Result<()> {
     trace!("write({:?}, {value:?})", path);
     fs::write(path, value).with_context(|| format!("failed to write {value:?} to {}", path.display()))
 }
 
-/// The (version, directory) of each cgroup this container has: one per v1 hierarchy, one for v2.
-type Dirs = Vec<(Version, PathBuf)>;
+// ANCHOR: writes
+/// One write into the container's cgroup: a file of a controller, and the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub controller: Controller,
+    pub file: &'static str,
+    pub value: String,
+    /// Skipped where the host lacks the file (swap accounting is a kernel option).
+    pub optional: bool,
+}
+
+/// The limits as the writes that apply them, in order. The same limit
+/// is a file of another name in each version.
+pub fn writes(version: Version, limits: &Limits) -> Vec<Write> {
+    match version {
+        Version::V1 => v1_writes(limits),
+        Version::V2 => v2_writes(limits),
+    }
+}
+
+/// cgroup v1: each in its controller's hierarchy.
+fn v1_writes(limits: &Limits) -> Vec<Write> {
+    use Controller::*;
+    let mut rows = Vec::new();
+    if let Some(bytes) = limits.memory {
+        rows.push(row(Memory, "memory.limit_in_bytes", bytes));
+        // No swap beyond the limit (v1 counts memory and swap together), where swap is counted.
+        rows.push(optional(Memory, "memory.memsw.limit_in_bytes", bytes));
+    }
+    if let Some(pids) = limits.pids {
+        rows.push(row(Pids, "pids.max", pids));
+    }
+    if let Some(quota) = limits.cpu_quota {
+        rows.push(row(Cpu, "cpu.cfs_period_us", CPU_PERIOD_US));
+        rows.push(row(Cpu, "cpu.cfs_quota_us", quota));
+    }
+    rows
+}
+
+/// cgroup v2: all in the one cgroup.
+fn v2_writes(limits: &Limits) -> Vec<Write> {
+    use Controller::*;
+    let mut rows = Vec::new();
+    if let Some(bytes) = limits.memory {
+        rows.push(row(Memory, "memory.max", bytes));
+        // No swap beyond the limit (v2 counts swap alone), where swap is counted.
+        rows.push(optional(Memory, "memory.swap.max", 0));
+    }
+    if let Some(pids) = limits.pids {
+        rows.push(row(Pids, "pids.max", pids));
+    }
+    if let Some(quota) = limits.cpu_quota {
+        rows.push(row(Cpu, "cpu.max", format!("{quota} {CPU_PERIOD_US}")));
+    }
+    rows
+}
+// ANCHOR_END: writes
+
+fn row(controller: Controller, file: &'static str, value: impl ToString) -> Write {
+    let value = value.to_string();
+    Write {
+        controller,
+        file,
+        value,
+        optional: false,
+    }
+}
+
+fn optional(controller: Controller, file: &'static str, value: impl ToString) -> Write {
+    Write {
+        optional: true,
+        ..row(controller, file, value)
+    }
+}
+
+/// One directory of the container's cgroup: one per v1 hierarchy, one for v2.
+#[derive(Debug)]
+struct Dir {
+    version: Version,
+    path: PathBuf,
+    controllers: Vec<Controller>,
+}
 
 /// A container's cgroup, in every hierarchy that has one of the controllers.
 #[derive(Debug)]
 pub struct Cgroup {
-    dirs: Dirs,
-    /// v2: the controllers we switched on in the runtime's own cgroup, and the leaf we moved the
-    /// runtime into to be allowed to (cgroup v2's "no internal processes" rule); undone at the end.
-    enabled_in_own: Option<(PathBuf, Vec<&'static str>, PathBuf)>,
+    dirs: Vec<Dir>,
+    /// v2: what the runtime switched on in its own cgroup for it; undone when dropped, after the
+    /// directories are removed.
+    _enabled: Option<cgroup_v2::Enabled>,
 }
-
-// ANCHOR: enable_v2_controllers
-/// cgroup v2 gives a child a controller only if its parent lists it in `cgroup.subtree_control`,
-/// and a cgroup that holds processes may not list any there (the "no internal processes" rule;
-/// the root cgroup is exempt). So if the runtime's own cgroup lacks a controller, the runtime
-/// moves itself into a leaf of its own first, when it is alone there, and switches it on.
-/// Returns what to undo.
-fn enable_v2_controllers(
-    own: &Path,
-    wanted: &[&'static str],
-    leaf: &Path,
-) -> Result<Option<(PathBuf, Vec<&'static str>, PathBuf)>> {
-    let enabled = fs::read_to_string(own.join("cgroup.subtree_control")).unwrap_or_default();
-    let missing: Vec<&'static str> = wanted
-        .iter()
-        .copied()
-        .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
-        .collect();
-    if missing.is_empty() {
-        return Ok(None);
-    }
-    let available = fs::read_to_string(own.join("cgroup.controllers")).unwrap_or_default();
-    if let Some(absent) = missing
-        .iter()
-        .find(|c| !available.split_whitespace().any(|a| a == **c))
-    {
-        return Err(anyhow::anyhow!("the {absent} controller is not available to {}", own.display()))
-            .hint("enable it for this cgroup's parent (cgroup.subtree_control), or run the step under `systemd-run --scope -p Delegate=yes`");
-    }
-    let change: String = missing
-        .iter()
-        .map(|c| format!("+{c} "))
-        .collect::<String>()
-        .trim_end()
-        .to_string();
-    let procs = fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
-    let is_root = !own.join("cgroup.type").exists();
-    let mut moved = false;
-    if !is_root && !procs.trim().is_empty() {
-        let alone = procs
-            .split_whitespace()
-            .all(|pid| pid == std::process::id().to_string());
-        if !alone {
-            return Err(anyhow::anyhow!(
-                "cannot switch on {} for containers under {}: other processes are in that cgroup \
-                 (cgroup v2's no-internal-processes rule)",
-                missing.join(", "),
-                own.display()
-            ))
-            .hint(format!(
-                "run the step in a cgroup of its own: sudo systemd-run --scope -p Delegate=yes --quiet target/debug/{} …",
-                env!("CARGO_PKG_NAME")
-            ));
-        }
-        trace!("mkdir({leaf:?})");
-        fs::create_dir(leaf).with_context(|| format!("failed to create {}", leaf.display()))?;
-        write(&leaf.join("cgroup.procs"), "0")?;
-        moved = true;
-    }
-    write(&own.join("cgroup.subtree_control"), &change)?;
-    Ok(moved.then(|| (own.to_path_buf(), missing, leaf.to_path_buf())))
-}
-// ANCHOR_END: enable_v2_controllers
 
 // ANCHOR: create
 impl Cgroup {
     /// Make the container's cgroup `name` under the runtime's own cgroup in each hierarchy, and
     /// write its limits. A limit whose controller this host lacks is an error.
     pub fn create(host: &Host, name: &str, limits: &Limits) -> Result<Cgroup> {
-        for controller in Controller::ALL {
-            if limits.wants(controller) && host.place(controller).is_none() {
-                return Err(anyhow::anyhow!(
-                    "the {} controller is not available on this host (cgroups: {})",
-                    controller.name(),
-                    host.layout
-                ))
-                .hint(format!(
-                    "mount it, or run without the {} limit",
-                    controller.name()
-                ));
-            }
-        }
+        host.check(limits)?;
         let mut cgroup = Cgroup {
             dirs: Vec::new(),
-            enabled_in_own: None,
+            _enabled: None,
         };
-        let v2_wanted: Vec<&'static str> = Controller::ALL
-            .into_iter()
-            .filter(|c| limits.wants(*c) && host.place(*c).is_some_and(|p| p.version == Version::V2))
-            .map(Controller::name)
-            .collect();
-        for (_, place) in &host.places {
-            let dir = place.own_dir.join(name);
-            if cgroup.dirs.iter().any(|(_, known)| *known == dir) {
-                continue;
+        for (place, controllers) in host.hierarchies() {
+            if place.version == Version::V2 {
+                // v2 passes a controller on to children only when asked: see cgroup_v2.rs.
+                let wanted: Vec<&str> = controllers
+                    .iter()
+                    .filter(|c| limits.wants(**c))
+                    .map(|c| c.name())
+                    .collect();
+                cgroup._enabled = cgroup_v2::enable_controllers(&place.own_dir, &wanted, name)?;
             }
-            if place.version == Version::V2 && !v2_wanted.is_empty() {
-                let leaf = place.own_dir.join(format!("{name}-runtime"));
-                cgroup.enabled_in_own = enable_v2_controllers(&place.own_dir, &v2_wanted, &leaf)?;
-            }
-            trace!("mkdir({dir:?})");
-            fs::create_dir(&dir).with_context(|| format!("failed to create the cgroup {}", dir.display()))?;
-            cgroup.dirs.push((place.version, dir));
+            let path = place.own_dir.join(name);
+            trace!("mkdir({path:?})");
+            fs::create_dir(&path)
+                .with_context(|| format!("failed to create the cgroup {}", path.display()))?;
+            cgroup.dirs.push(Dir {
+                version: place.version,
+                path,
+                controllers,
+            });
         }
-        // On an error, `cgroup` is dropped here, which removes what was made.
-        cgroup.write_limits(host, limits)?;
-        Ok(cgroup)
-    }
-
-    fn dir_for(&self, host: &Host, controller: Controller) -> Option<(Version, &Path)> {
-        let place = host.place(controller)?;
-        self.dirs
-            .iter()
-            .find(|(_, dir)| dir.starts_with(&place.own_dir))
-            .map(|(v, dir)| (*v, dir.as_path()))
-    }
-
-    fn write_limits(&self, host: &Host, limits: &Limits) -> Result<()> {
-        if let (Some(bytes), Some((version, dir))) = (limits.memory, self.dir_for(host, Controller::Memory)) {
-            let (limit, swap) = match version {
-                Version::V1 => ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
-                Version::V2 => ("memory.max", "memory.swap.max"),
-            };
-            write(&dir.join(limit), &bytes.to_string())?;
-            // No swap beyond the limit, where the host has swap accounting: an OOM kill, not a
-            // crawl through swap. (v1 counts memory+swap; v2 counts swap alone.)
-            let swap_value = if version == Version::V1 {
-                bytes.to_string()
-            } else {
-                "0".to_string()
-            };
-            if dir.join(swap).exists() {
-                write(&dir.join(swap), &swap_value)?;
-            }
-        }
-        if let (Some(pids), Some((_, dir))) = (limits.pids, self.dir_for(host, Controller::Pids)) {
-            write(&dir.join("pids.max"), &pids.to_string())?;
-        }
-        if let (Some(quota), Some((version, dir))) = (limits.cpu_quota, self.dir_for(host, Controller::Cpu)) {
-            let period = crate::size::CPU_PERIOD_US;
-            match version {
-                Version::V1 => {
-                    write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
-                    write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        // On an error from here on, `cgroup` is dropped, which removes what was made.
+        for dir in &cgroup.dirs {
+            for row in writes(dir.version, limits) {
+                let file = dir.path.join(row.file);
+                if dir.controllers.contains(&row.controller) && (!row.optional || file.exists()) {
+                    write(&file, &row.value)?;
                 }
-                Version::V2 => write(&dir.join("cpu.max"), &format!("{quota} {period}"))?,
             }
         }
-        Ok(())
+        Ok(cgroup)
     }
     // ANCHOR_END: create
 
     /// The cgroup directories, for the state file that lets a later run sweep them.
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.iter().map(|(_, dir)| dir.as_path())
+        self.dirs.iter().map(|dir| dir.path.as_path())
     }
 
     // ANCHOR: add_process
@@ -388,8 +393,8 @@ impl Cgroup {
     /// are born in it.
     pub fn add_process(&self, pid: nix::unistd::Pid) -> Result<()> {
         // (v1 also has `tasks`, for single threads; cgroup.procs moves the whole process.)
-        for (_, dir) in &self.dirs {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        for dir in &self.dirs {
+            write(&dir.path.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
     }
@@ -401,12 +406,13 @@ impl Cgroup {
     pub fn oom_kills(&self) -> u64 {
         self.dirs
             .iter()
-            .filter_map(|(version, dir)| {
-                let file = match version {
+            .filter(|dir| dir.controllers.contains(&Controller::Memory))
+            .filter_map(|dir| {
+                let file = match dir.version {
                     Version::V1 => "memory.oom_control",
                     Version::V2 => "memory.events",
                 };
-                let text = fs::read_to_string(dir.join(file)).ok()?;
+                let text = fs::read_to_string(dir.path.join(file)).ok()?;
                 text.lines()
                     .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse::<u64>().ok())
             })
@@ -418,18 +424,12 @@ impl Cgroup {
 // ANCHOR: remove
 /// The cgroup is removed when it goes out of scope, on every way out of the runtime, errors
 /// included. A cgroup can only be removed once it has no processes, and the kernel may still
-/// count processes that are exiting, so `remove_dir` retries for a while on EBUSY.
+/// count processes that are exiting, so `remove_dir` retries for a while on EBUSY. (Then
+/// `_enabled`, dropped next, undoes its own part.)
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        for (_, dir) in self.dirs.iter().rev() {
-            remove_dir(dir);
-        }
-        if let Some((own, enabled, leaf)) = &self.enabled_in_own {
-            // Switch the controllers off again and go back where we came from.
-            let change: String = enabled.iter().map(|c| format!("-{c} ")).collect::<String>();
-            let _ = write(&own.join("cgroup.subtree_control"), change.trim_end());
-            let _ = write(&own.join("cgroup.procs"), "0");
-            remove_dir(leaf);
+        for dir in self.dirs.iter().rev() {
+            remove_dir(&dir.path);
         }
     }
 }
@@ -550,6 +550,50 @@ mod tests {
                 own_dir: root.path().join("cpu,cpuacct")
             }
         );
+    }
+
+    #[test]
+    fn the_table_names_each_limit_in_each_version() {
+        let limits = Limits {
+            memory: Some(64 << 20),
+            pids: Some(32),
+            cpu_quota: Some(50_000),
+        };
+        let show = |version| -> Vec<String> {
+            writes(version, &limits)
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} {}={}{}",
+                        w.controller.name(),
+                        w.file,
+                        w.value,
+                        if w.optional { "?" } else { "" }
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            show(Version::V2),
+            [
+                "memory memory.max=67108864",
+                "memory memory.swap.max=0?",
+                "pids pids.max=32",
+                "cpu cpu.max=50000 100000",
+            ]
+        );
+        let v1 = show(Version::V1);
+        assert_eq!(
+            v1[..5],
+            [
+                "memory memory.limit_in_bytes=67108864",
+                "memory memory.memsw.limit_in_bytes=67108864?",
+                "pids pids.max=32",
+                "cpu cpu.cfs_period_us=100000",
+                "cpu cpu.cfs_quota_us=50000",
+            ]
+        );
+        assert_eq!(v1.len(), 5);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod bridge;
 mod capabilities;
 mod cgroup;
+mod cgroup_v2;
 mod clone;
 mod dev;
 mod errors;
