@@ -11,6 +11,7 @@ mod cgroup;
 mod cgroup_v2;
 mod clone;
 mod dev;
+mod devices;
 mod errors;
 mod exec;
 mod handshake;

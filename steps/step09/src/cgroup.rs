@@ -1,5 +1,5 @@
 //! Control groups (cgroups(7)) limit what a group of processes may use: memory, number of
-//! processes, CPU time. A cgroup is a directory in a cgroup filesystem; its files are
+//! processes, CPU time, devices. A cgroup is a directory in a cgroup filesystem; its files are
 //! the limits and counters, and a process joins it by writing its pid into `cgroup.procs`.
 //!
 //! Hosts come in three layouts, and the runtime finds out which at run time:
@@ -11,7 +11,8 @@
 //!
 //! Everything here takes its paths from the texts of /proc/self/mountinfo and /proc/self/cgroup,
 //! and the limits are a table of file writes (`writes`), so the unit tests below run on a
-//! temporary directory, without root. What only v2 needs is in cgroup_v2.rs. See cgroups(7), and the kernel's admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
+//! temporary directory, without root. What only v2 needs is in cgroup_v2.rs, the device policy
+//! in devices.rs. See cgroups(7), and the kernel's admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,10 +22,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 
-use crate::cgroup_v2;
 use crate::errors::HintExt;
 use crate::size::CPU_PERIOD_US;
 use crate::trace::trace;
+use crate::{cgroup_v2, devices};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -37,16 +38,24 @@ pub enum Controller {
     Memory,
     Pids,
     Cpu,
+    /// Always used: the device policy (on v2 not a controller of its own, but an eBPF program).
+    Devices,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+    pub const ALL: [Controller; 4] = [
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Cpu,
+        Controller::Devices,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
             Controller::Cpu => "cpu",
+            Controller::Devices => "devices",
         }
     }
 }
@@ -69,6 +78,7 @@ impl Limits {
             Controller::Memory => self.memory.is_some(),
             Controller::Pids => self.pids.is_some(),
             Controller::Cpu => self.cpu_quota.is_some(),
+            Controller::Devices => false,
         }
     }
 }
@@ -109,13 +119,18 @@ impl Host {
         hierarchies
     }
 
-    /// Refuse, before anything is made, a limit whose controller this host lacks.
+    /// Refuse, before anything is made, a limit whose controller this host lacks, and a host
+    /// where the device policy cannot be applied.
     fn check(&self, limits: &Limits) -> Result<()> {
         for controller in Controller::ALL {
-            if !limits.wants(controller) || self.place(controller).is_some() {
+            let needed = controller == Controller::Devices || limits.wants(controller);
+            if !needed || self.place(controller).is_some() {
                 continue;
             }
-            let hint = format!("mount it, or run without the {} limit", controller.name());
+            let hint = match controller {
+                Controller::Devices => "mount the cgroup v1 devices hierarchy, or use cgroup v2".to_string(),
+                other => format!("mount it, or run without the {} limit", other.name()),
+            };
             return Err(anyhow::anyhow!(
                 "the {} controller is not available on this host (cgroups: {})",
                 controller.name(),
@@ -212,7 +227,10 @@ pub fn detect(mountinfo: &str, self_cgroup: &str) -> Host {
                 version: Version::V1,
                 own_dir: dir_of(mount, path),
             }),
-            (None, Some(mount)) if v2_controllers.iter().any(|c| c == name) => {
+            // v2 lists no devices controller: every v2 cgroup can have a device program.
+            (None, Some(mount))
+                if controller == Controller::Devices || v2_controllers.iter().any(|c| c == name) =>
+            {
                 own_path(self_cgroup, "").map(|path| Place {
                     version: Version::V2,
                     own_dir: dir_of(mount, path),
@@ -259,7 +277,7 @@ pub struct Write {
     pub optional: bool,
 }
 
-/// The limits as the writes that apply them, in order. The same limit
+/// The limits, and the device policy, as the writes that apply them, in order. The same limit
 /// is a file of another name in each version.
 pub fn writes(version: Version, limits: &Limits) -> Vec<Write> {
     match version {
@@ -284,10 +302,16 @@ fn v1_writes(limits: &Limits) -> Vec<Write> {
         rows.push(row(Cpu, "cpu.cfs_period_us", CPU_PERIOD_US));
         rows.push(row(Cpu, "cpu.cfs_quota_us", quota));
     }
+    // The device policy, always: deny every device, then allow the table's, a rule a write.
+    rows.push(row(Devices, "devices.deny", "a"));
+    for rule in devices::ALLOWED {
+        rows.push(row(Devices, "devices.allow", rule));
+    }
     rows
 }
 
-/// cgroup v2: all in the one cgroup.
+/// cgroup v2: all in the one cgroup. (No devices files: the device policy is an eBPF program
+/// made from the same table, see `Cgroup::create`.)
 fn v2_writes(limits: &Limits) -> Vec<Write> {
     use Controller::*;
     let mut rows = Vec::new();
@@ -343,8 +367,20 @@ pub struct Cgroup {
 // ANCHOR: create
 impl Cgroup {
     /// Make the container's cgroup `name` under the runtime's own cgroup in each hierarchy, and
-    /// write its limits. A limit whose controller this host lacks is an error.
+    /// apply the limits and the device policy.
     pub fn create(host: &Host, name: &str, limits: &Limits) -> Result<Cgroup> {
+        let cgroup = Cgroup::create_dirs_and_files(host, name, limits)?;
+        // v2 has no devices files: the policy is an eBPF program attached to the cgroup.
+        for dir in &cgroup.dirs {
+            if dir.version == Version::V2 && dir.controllers.contains(&Controller::Devices) {
+                cgroup_v2::attach_device_program(&dir.path)?;
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// All of `create` but the eBPF program: directories and files, what the unit tests check.
+    fn create_dirs_and_files(host: &Host, name: &str, limits: &Limits) -> Result<Cgroup> {
         host.check(limits)?;
         let mut cgroup = Cgroup {
             dirs: Vec::new(),
@@ -424,8 +460,8 @@ impl Cgroup {
 // ANCHOR: remove
 /// The cgroup is removed when it goes out of scope, on every way out of the runtime, errors
 /// included. A cgroup can only be removed once it has no processes, and the kernel may still
-/// count processes that are exiting, so `remove_dir` retries for a while on EBUSY. (Then
-/// `_enabled`, dropped next, undoes its own part.)
+/// count processes that are exiting, so `remove_dir` retries for a while on EBUSY. (On v2 the
+/// device program goes with the cgroup; then `_enabled`, dropped next, undoes its own part.)
 impl Drop for Cgroup {
     fn drop(&mut self) {
         for dir in self.dirs.iter().rev() {
@@ -485,7 +521,7 @@ mod tests {
                 )
             }
             "hybrid" => {
-                for c in ["memory/box.slice", "pids", "cpu,cpuacct", "unified"] {
+                for c in ["memory/box.slice", "pids", "cpu,cpuacct", "devices", "unified"] {
                     fs::create_dir_all(root.path().join(c)).unwrap();
                 }
                 fs::write(root.path().join("unified/cgroup.controllers"), "").unwrap();
@@ -495,9 +531,11 @@ mod tests {
                          32 24 0:28 / {r}/memory rw shared:6 - cgroup cgroup rw,memory\n\
                          33 24 0:29 / {r}/pids rw shared:7 - cgroup cgroup rw,pids\n\
                          34 24 0:30 / {r}/cpu,cpuacct rw shared:8 - cgroup cgroup rw,cpu,cpuacct\n\
-                         35 24 0:31 / {r}/cpuset rw shared:9 - cgroup cgroup rw,cpuset\n"
+                         35 24 0:31 / {r}/cpuset rw shared:9 - cgroup cgroup rw,cpuset\n\
+                         36 24 0:32 / {r}/devices rw shared:10 - cgroup cgroup rw,devices\n"
                     ),
-                    "5:cpuset:/\n4:cpu,cpuacct:/\n3:pids:/\n2:memory:/box.slice\n0::/\n".to_string(),
+                    "6:devices:/\n5:cpuset:/\n4:cpu,cpuacct:/\n3:pids:/\n2:memory:/box.slice\n0::/\n"
+                        .to_string(),
                 )
             }
             _ => unreachable!(),
@@ -550,6 +588,31 @@ mod tests {
                 own_dir: root.path().join("cpu,cpuacct")
             }
         );
+        assert_eq!(
+            place(Controller::Devices),
+            Place {
+                version: Version::V1,
+                own_dir: root.path().join("devices")
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_v1_devices_hierarchy_the_device_policy_goes_to_v2() {
+        let (root, mountinfo, self_cgroup) = fixture("hybrid");
+        let mountinfo: String = mountinfo
+            .lines()
+            .filter(|l| !l.contains("rw,devices"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let host = detect(&mountinfo, &self_cgroup);
+        assert_eq!(
+            host.place(Controller::Devices),
+            Some(&Place {
+                version: Version::V2,
+                own_dir: root.path().join("unified")
+            })
+        );
     }
 
     #[test]
@@ -584,16 +647,30 @@ mod tests {
         );
         let v1 = show(Version::V1);
         assert_eq!(
-            v1[..5],
+            v1[..7],
             [
                 "memory memory.limit_in_bytes=67108864",
                 "memory memory.memsw.limit_in_bytes=67108864?",
                 "pids pids.max=32",
                 "cpu cpu.cfs_period_us=100000",
                 "cpu cpu.cfs_quota_us=50000",
+                "devices devices.deny=a",
+                "devices devices.allow=c 1:3 rwm",
             ]
         );
-        assert_eq!(v1.len(), 5);
+        assert_eq!(v1.len(), 6 + devices::ALLOWED.len());
+        assert_eq!(v1.last().unwrap(), "devices devices.allow=c 136:* rwm");
+    }
+
+    #[test]
+    fn without_limits_only_the_device_policy_is_written() {
+        let v1: Vec<&str> = writes(Version::V1, &Limits::default())
+            .iter()
+            .map(|w| w.file)
+            .collect();
+        assert_eq!(v1.len(), 1 + devices::ALLOWED.len());
+        assert!(v1.iter().all(|file| file.starts_with("devices.")));
+        assert_eq!(writes(Version::V2, &Limits::default()), []);
     }
 
     #[test]
@@ -605,7 +682,7 @@ mod tests {
             pids: Some(16),
             cpu_quota: Some(50_000),
         };
-        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap();
         let read = |path: &str| fs::read_to_string(root.path().join(path)).unwrap();
         assert_eq!(
             read("memory/box.slice/box-test/memory.limit_in_bytes"),
@@ -614,7 +691,10 @@ mod tests {
         assert_eq!(read("pids/box-test/pids.max"), "16");
         assert_eq!(read("cpu,cpuacct/box-test/cpu.cfs_quota_us"), "50000");
         assert_eq!(read("cpu,cpuacct/box-test/cpu.cfs_period_us"), "100000");
-        assert_eq!(cgroup.dirs().count(), 3);
+        // Every rule was written, one after another: the file holds the last.
+        assert_eq!(read("devices/box-test/devices.deny"), "a");
+        assert_eq!(read("devices/box-test/devices.allow"), "c 136:* rwm");
+        assert_eq!(cgroup.dirs().count(), 4);
     }
 
     #[test]
@@ -626,7 +706,7 @@ mod tests {
             pids: Some(32),
             cpu_quota: Some(150_000),
         };
-        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap();
         let dir = root.path().join("user.slice/session.scope/box-test");
         assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "67108864");
         assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap(), "32");
@@ -652,7 +732,7 @@ mod tests {
             memory: Some(64 << 20),
             ..Limits::default()
         };
-        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap();
         assert_eq!(
             fs::read_to_string(own.join("box-test-runtime/cgroup.procs")).unwrap(),
             "0"
@@ -675,7 +755,10 @@ mod tests {
             pids: Some(8),
             ..Limits::default()
         };
-        let err = format!("{:#}", Cgroup::create(&host, "box-test", &limits).unwrap_err());
+        let err = format!(
+            "{:#}",
+            Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap_err()
+        );
         assert!(err.contains("no-internal-processes rule"), "{err}");
         assert!(!own.join("box-test").exists() && !own.join("box-test-runtime").exists());
     }
@@ -684,7 +767,7 @@ mod tests {
     fn reads_oom_kills_from_the_kernels_counters() {
         let (root, mountinfo, self_cgroup) = fixture("v2");
         let host = detect(&mountinfo, &self_cgroup);
-        let cgroup = Cgroup::create(&host, "box-test", &Limits::default()).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &Limits::default()).unwrap();
         let dir = root.path().join("user.slice/session.scope/box-test");
         fs::write(
             dir.join("memory.events"),
@@ -692,6 +775,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cgroup.oom_kills(), 1);
+    }
+
+    #[test]
+    fn a_host_without_a_device_policy_is_refused() {
+        let (_root, mountinfo, self_cgroup) = fixture("hybrid");
+        let mountinfo: String = mountinfo
+            .lines()
+            .filter(|l| !l.contains("rw,devices") && !l.contains("cgroup2"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let host = detect(&mountinfo, &self_cgroup);
+        let err = Cgroup::create_dirs_and_files(&host, "box-test", &Limits::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(
+                "the devices controller is not available on this host (cgroups: legacy (cgroup v1))"
+            ),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -707,7 +808,7 @@ mod tests {
             pids: Some(16),
             ..Limits::default()
         };
-        let err = Cgroup::create(&host, "box-test", &limits).unwrap_err();
+        let err = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap_err();
         assert!(
             format!("{err:#}").contains("the pids controller is not available"),
             "{err:#}"
