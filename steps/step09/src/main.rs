@@ -8,6 +8,7 @@
 mod capabilities;
 mod cgroup;
 mod cgroup_v2;
+mod cgroupns;
 mod clone;
 mod dev;
 mod devices;
@@ -294,6 +295,7 @@ fn prepare_and_start(runtime: &mut ChildSide, container: &Container) -> Result<P
     mounts::mount_proc()?;
     dev::mount_dev()?;
     masks::mount_sys()?;
+    cgroupns::mount_own_cgroup()?;
     masks::mask_paths()?;
     masks::make_read_only()?;
     // Everything that needed root's powers is done: give them up, for init and the command.
