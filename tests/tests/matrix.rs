@@ -401,6 +401,23 @@ const BEHAVIOURS: &[Behaviour] = &[
         observe: |o| o.fact("cgroup"),
     },
     Behaviour {
+        name: "/sys/fs/cgroup",
+        since: 7,
+        observe: |o| o.fact("cgroupfs"),
+    },
+    Behaviour {
+        name: "`mknod` of a block device (b 7:0)",
+        since: 7,
+        observe: |o| {
+            let run = o.lab.run(o.step, &["--", "/bin/box-probe", "try", "mknod"]);
+            run.stdout
+                .trim()
+                .strip_prefix("mknod: ")
+                .unwrap_or("no answer")
+                .to_string()
+        },
+    },
+    Behaviour {
         name: "children it can start (`--pids 16` from step07)",
         since: 7,
         observe: |o| {

@@ -8,8 +8,10 @@
 //!   box-probe orphan              make an orphan, and see whether anyone reaps it
 //!   box-probe linger SECONDS      leave a process behind that lives on for SECONDS
 //!   box-probe ipc KEY             can we see the host's System V message queue KEY?
-//!   box-probe try mount|unshare   try a privileged call (a tmpfs on /tmp, undone at once; a
-//!                                 new UTS namespace for the probe alone) and say if it worked
+//!   box-probe try mount|unshare|mknod
+//!                                 try a privileged call (a tmpfs on /tmp, undone at once; a
+//!                                 new UTS namespace for the probe alone; a block device node
+//!                                 in /tmp, removed at once) and say if it worked
 //!   box-probe forks N             start N children (each sleeps 2 s); say how many started
 //!   box-probe hog MIB             allocate and touch MIB mebibytes, then say so
 //!   box-probe spin SECONDS        keep one CPU busy for SECONDS
@@ -82,6 +84,7 @@ fn report(host_pid: Option<i32>) {
     });
     println!("interfaces: {}", interfaces());
     println!("cgroup: {}", own_cgroup());
+    println!("cgroupfs: {}", cgroup_fs());
 }
 
 /// How many capabilities are in our effective set (capget(2), no /proc needed).
@@ -130,6 +133,16 @@ fn try_call(what: &str) {
         },
         // SAFETY: unshare takes flags only; the new namespace is the probe's alone.
         "unshare" => unsafe { libc::unshare(libc::CLONE_NEWUTS) },
+        // SAFETY: a valid NUL-terminated path; the node (7:0, the first loop device) is only
+        // made, never opened, and removed at once.
+        "mknod" => unsafe {
+            let path = c("/tmp/box-probe-block-device");
+            let rc = libc::mknod(path.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(7, 0));
+            if rc == 0 {
+                libc::unlink(path.as_ptr());
+            }
+            rc
+        },
         _ => {
             println!("{what}: unknown call");
             return;
@@ -407,7 +420,8 @@ fn linger(seconds: u64) {
     println!("linger: left a process behind for {seconds}s");
 }
 
-/// Our cgroup's name in the pids hierarchy (v1) or the unified one (v2): its last component.
+/// Our cgroup in the pids hierarchy (v1) or the unified one (v2): the container's own (named
+/// box-ID, or seen as `/` from a cgroup namespace of its own), or the runtime's.
 fn own_cgroup() -> String {
     let Ok(text) = fs::read_to_string("/proc/self/cgroup") else {
         return "unknown (no /proc)".into();
@@ -420,11 +434,47 @@ fn own_cgroup() -> String {
                 .is_some_and(|c| c.split(',').any(|c| c == "pids"))
         })
         .or_else(|| text.lines().find(|l| l.starts_with("0::")));
-    match line.and_then(|l| l.rsplit('/').next()) {
-        Some(name) if name.starts_with("box-") => "own (box-ID)".into(),
+    // The initial cgroup namespace has a fixed inode number (PROC_CGROUP_INIT_INO).
+    let own_namespace =
+        fs::read_link("/proc/self/ns/cgroup").is_ok_and(|ns| ns.as_os_str() != "cgroup:[4026531835]");
+    match line.and_then(|l| l.splitn(3, ':').nth(2)) {
+        Some("/") if own_namespace => "own, seen as / (cgroup namespace)".into(),
+        Some(path)
+            if path
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with("box-")) =>
+        {
+            "own (box-ID)".into()
+        }
         Some(_) => "the runtime's".into(),
         None => "unknown".into(),
     }
+}
+
+/// What /sys/fs/cgroup shows: the processes of the cgroup at its root (v2, or v1's pids
+/// hierarchy), and whether it can be written.
+fn cgroup_fs() -> String {
+    let Ok(entries) = fs::read_dir("/sys/fs/cgroup") else {
+        return "not mounted".into();
+    };
+    if entries.count() == 0 {
+        return "empty".into();
+    }
+    let Some(procs) = ["/sys/fs/cgroup/cgroup.procs", "/sys/fs/cgroup/pids/cgroup.procs"]
+        .iter()
+        .find_map(|path| fs::read_to_string(path).ok())
+    else {
+        return "no cgroup.procs".into();
+    };
+    let procs: Vec<&str> = procs.split_whitespace().collect();
+    let c_path = CString::new("/sys/fs/cgroup").unwrap();
+    // SAFETY: statvfs fills the struct we own.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let read_only =
+        unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } == 0 && stat.f_flag & libc::ST_RDONLY != 0;
+    let access = if read_only { "read-only" } else { "writable" };
+    format!("cgroup.procs {}, {access}", procs.join(" "))
 }
 
 /// Start up to `n` children that sleep, and count how many the kernel allowed.
