@@ -44,8 +44,8 @@ for s in step07 step08 step09 step10; do
     expect systemd "$s: --pids 16 stops a fork loop" "forks: 14 of 100 (EAGAIN)" as_root "$s" --pids 16 -- /bin/box-probe forks 100
     # The device policy's eBPF program, attached inside systemd's delegated scope.
     expect_match systemd "$s: the device program is attached in the scope" \
-        "bpf\(BPF_PROG_ATTACH, \"/sys/fs/cgroup/system.slice/run-[^/]+\.scope/box-sdtrace$s\", BPF_CGROUP_DEVICE" \
-        as_root "$s" --name "sdtrace$s" --trace -- /bin/true
+        "bpf\(BPF_PROG_ATTACH, \"/sys/fs/cgroup/system.slice/run-[^/]+\.scope/box-sdt${s#step}\", BPF_CGROUP_DEVICE" \
+        as_root "$s" --name "sdt${s#step}" --trace -- /bin/true
     expect systemd "$s: device policy: mknod b 7 0 refused" "mknod: /tmp/sdblk: Operation not permitted" \
         as_root "$s" -- /bin/sh -c 'mknod /tmp/sdblk b 7 0; rm -f /tmp/sdblk'
     # The cgroup namespace: the scope and the runtime's path are out of sight.
