@@ -144,7 +144,7 @@ fn bpf<T>(command: libc::c_long, attr: &T) -> nix::Result<libc::c_long> {
 /// What to do when this kernel refuses to load or attach the device program.
 fn bpf_hint(errno: Errno, command: libc::c_long) -> &'static str {
     match (errno, command) {
-        (Errno::EPERM, BPF_PROG_LOAD) => "bpf(2) needs root (CAP_SYS_ADMIN); on kernels before 5.11 it also counts against the locked-memory limit: try `ulimit -l unlimited`",
+        (Errno::EPERM, BPF_PROG_LOAD) => "loading an eBPF program needs root (CAP_BPF or CAP_SYS_ADMIN); on kernels before 5.11 it also counts against the locked-memory limit: try `ulimit -l unlimited`",
         (Errno::EPERM, _) => "a device program attached above this cgroup without BPF_F_ALLOW_MULTI allows no other: run the step from another cgroup",
         _ => "this kernel lacks eBPF device control for cgroup v2 (CONFIG_CGROUP_BPF, Linux 4.15 or later), which steps 7-10 need: use a distribution kernel",
     }
