@@ -473,6 +473,11 @@ const BEHAVIOURS: &[Behaviour] = &[
         observe: |o| o.fact("cgroup"),
     },
     Behaviour {
+        name: "/sys/fs/cgroup",
+        since: 7,
+        observe: |o| o.fact("cgroupfs"),
+    },
+    Behaviour {
         name: "a block device node it makes itself (a loop device)",
         since: 7,
         observe: |o| {

@@ -39,6 +39,11 @@ for bin in /work/bin/step*; do
         expect_match "$s" "masked /proc/kcore (kernel memory)" "^/proc/kcore: empty" run "$s" -- /bin/box-probe check /proc/kcore
         expect_match "$s" "read-only core_pattern" "read-only" run "$s" -- /bin/box-probe check /proc/sys/kernel/core_pattern
     fi
+    if [ "$n" -eq 6 ]; then
+        # The hole step 7 closes: root in the container keeps CAP_MKNOD, and no device policy.
+        expect "$s" "no device policy yet: mknod b 7 0 works" "made" \
+            run "$s" -- /bin/sh -c 'mknod /tmp/vmblk b 7 0 && echo made; rm -f /tmp/vmblk'
+    fi
     if [ "$n" -ge 6 ]; then
         expect "$s" "capabilities, no_new_privs, seccomp" "CapEff: 00000000a80425fb NoNewPrivs: 1 Seccomp: 2" \
             run "$s" -- /bin/sh -c "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status | tr -s '\t' ' '"
@@ -60,6 +65,23 @@ for bin in /work/bin/step*; do
         throttled=$(grep '^nr_throttled' /sys/fs/cgroup/box-vmcpu/cpu.stat 2>/dev/null | cut -d' ' -f2)
         wait
         expect "$s" "v2 --cpus 0.5 throttles a busy loop" "throttled" sh -c "[ '${throttled:-0}' -gt 0 ] && echo throttled || echo 'nr_throttled=${throttled:-none}'"
+        # The device policy: an eBPF program made from the table, attached to the container's cgroup.
+        expect_match "$s" "v2 device policy: the trace loads and attaches the eBPF program" \
+            "bpf\(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE, 47 instructions: 8 rules\).*bpf\(BPF_PROG_ATTACH, \"/sys/fs/cgroup/box-vmtrace\", BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI\)" \
+            run "$s" --name vmtrace --trace -- /bin/true
+        expect "$s" "v2 device policy: mknod c 1 3 works, the node reads as /dev/null" "null-ok" \
+            run "$s" -- /bin/sh -c 'mknod /tmp/vmnull c 1 3 && cat /tmp/vmnull && echo null-ok; rm -f /tmp/vmnull'
+        expect "$s" "v2 device policy: mknod b 7 0 refused" "mknod: /tmp/vmblk: Operation not permitted" \
+            run "$s" -- /bin/sh -c 'mknod /tmp/vmblk b 7 0; rm -f /tmp/vmblk'
+        mknod "$IMAGE/tmp/vmdisk" b 7 0
+        expect "$s" "v2 device policy: a block device node in the image cannot be opened" \
+            "cat: can't open '/tmp/vmdisk': Operation not permitted" run "$s" -- /bin/cat /tmp/vmdisk
+        rm -f "$IMAGE/tmp/vmdisk"
+        # The cgroup namespace: the container's cgroup is its root, mounted read-only.
+        expect "$s" "cgroup namespace: /proc/self/cgroup is 0::/" "0::/" run "$s" -- /bin/cat /proc/self/cgroup
+        expect "$s" "cgroup namespace: /sys/fs/cgroup is the container's, read-only" \
+            "33554432 /bin/sh: can't create /sys/fs/cgroup/memory.max: Read-only file system" \
+            run "$s" --memory 32m -- /bin/sh -c 'cat /sys/fs/cgroup/memory.max; echo 1 > /sys/fs/cgroup/memory.max'
         expect "$s" "no container cgroup left" "" sh -c 'ls -d /sys/fs/cgroup/box-* 2>/dev/null'
     fi
     if [ "$n" -ge 8 ]; then

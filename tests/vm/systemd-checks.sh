@@ -42,6 +42,17 @@ for s in step07 step08 step09 step10; do
     expect_match systemd "$s: --memory 32m: OOM kill, reported" "ran out of memory.*status 137" \
         sh -c "/work/as-root /work/bin/$s --rootfs $IMAGE --memory 32m -- /bin/box-probe hog 256; echo status \$?"
     expect systemd "$s: --pids 16 stops a fork loop" "forks: 14 of 100 (EAGAIN)" as_root "$s" --pids 16 -- /bin/box-probe forks 100
+    # The device policy's eBPF program, attached inside systemd's delegated scope.
+    expect_match systemd "$s: the device program is attached in the scope" \
+        "bpf\(BPF_PROG_ATTACH, \"/sys/fs/cgroup/system.slice/run-[^/]+\.scope/box-sdt${s#step}\", BPF_CGROUP_DEVICE" \
+        as_root "$s" --name "sdt${s#step}" --trace -- /bin/true
+    expect systemd "$s: device policy: mknod b 7 0 refused" "mknod: /tmp/sdblk: Operation not permitted" \
+        as_root "$s" -- /bin/sh -c 'mknod /tmp/sdblk b 7 0; rm -f /tmp/sdblk'
+    # The cgroup namespace: the scope and the runtime's path are out of sight.
+    expect systemd "$s: cgroup namespace: /proc/self/cgroup is 0::/" "0::/" as_root "$s" -- /bin/cat /proc/self/cgroup
+    expect systemd "$s: cgroup namespace: /sys/fs/cgroup is the container's, read-only" \
+        "33554432 /bin/sh: can't create /sys/fs/cgroup/memory.max: Read-only file system" \
+        as_root "$s" --memory 32m -- /bin/sh -c 'cat /sys/fs/cgroup/memory.max; echo 1 > /sys/fs/cgroup/memory.max'
 done
 
 # systemd removes a transient scope when its process ends (--collect even if it failed).

@@ -3,13 +3,18 @@
 //! Step 6, plus cgroups: the runtime finds the host's cgroup layout (v2, v1 or hybrid), makes
 //! a cgroup for the container under its own, writes the memory, process and CPU limits, and
 //! moves init into it before letting it go on, so everything in the container is born inside.
+//! The cgroup also carries a device policy (only the devices /dev holds may be made or opened),
+//! and init sees it as `/` through a cgroup namespace of its own, read-only at /sys/fs/cgroup.
 //! It reports an OOM kill from the kernel's counters, and removes the cgroup at the end.
 //! Chapter 7 of the book walks through the change.
 
 mod capabilities;
 mod cgroup;
+mod cgroup_v2;
+mod cgroupns;
 mod clone;
 mod dev;
+mod devices;
 mod errors;
 mod exec;
 mod handshake;
@@ -262,6 +267,7 @@ fn prepare_and_start(
     mounts::mount_proc()?;
     dev::mount_dev()?;
     masks::mount_sys()?;
+    cgroupns::mount_own_cgroup()?;
     masks::mask_paths()?;
     masks::make_read_only()?;
     let has_terminal = terminal.open_pty()?;

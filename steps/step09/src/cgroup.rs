@@ -1,6 +1,6 @@
 //! Control groups (cgroups(7)) limit what a group of processes may use: memory, number of
-//! processes, CPU time. A cgroup is a directory in a cgroup filesystem; its files are the
-//! limits and counters, and a process joins it by writing its pid into `cgroup.procs`.
+//! processes, CPU time, devices. A cgroup is a directory in a cgroup filesystem; its files are
+//! the limits and counters, and a process joins it by writing its pid into `cgroup.procs`.
 //!
 //! Hosts come in three layouts, and the runtime finds out which at run time:
 //! - **unified** (cgroup v2): one hierarchy at /sys/fs/cgroup; controllers are switched on for
@@ -10,8 +10,9 @@
 //!   controllers) at /sys/fs/cgroup/unified.
 //!
 //! Everything here takes its paths from the texts of /proc/self/mountinfo and /proc/self/cgroup,
-//! so the unit tests below run on a temporary directory, without root.
-//! See cgroups(7), and the kernel's admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
+//! and the limits are a table of file writes (`writes`), so the unit tests below run on a
+//! temporary directory, without root. What only v2 needs is in cgroup_v2.rs, the device policy
+//! in devices.rs. See cgroups(7), and the kernel's admin-guide/cgroup-v2.rst and cgroup-v1/*.rst.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,9 @@ use anyhow::{Context, Result};
 use nix::errno::Errno;
 
 use crate::errors::HintExt;
+use crate::size::CPU_PERIOD_US;
 use crate::trace::trace;
+use crate::{cgroup_v2, devices};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -35,16 +38,24 @@ pub enum Controller {
     Memory,
     Pids,
     Cpu,
+    /// Always used: the device policy (on v2 not a controller of its own, but an eBPF program).
+    Devices,
 }
 
 impl Controller {
-    const ALL: [Controller; 3] = [Controller::Memory, Controller::Pids, Controller::Cpu];
+    pub const ALL: [Controller; 4] = [
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Cpu,
+        Controller::Devices,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
             Controller::Pids => "pids",
             Controller::Cpu => "cpu",
+            Controller::Devices => "devices",
         }
     }
 }
@@ -61,11 +72,13 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Is a limit given for `controller`?
     fn wants(&self, controller: Controller) -> bool {
         match controller {
             Controller::Memory => self.memory.is_some(),
             Controller::Pids => self.pids.is_some(),
             Controller::Cpu => self.cpu_quota.is_some(),
+            Controller::Devices => false,
         }
     }
 }
@@ -91,6 +104,41 @@ impl Host {
             .iter()
             .find(|(c, _)| *c == controller)
             .map(|(_, place)| place)
+    }
+
+    /// The hierarchies a container gets a cgroup in, each once, with the controllers it serves
+    /// there (on v2, all of them; on v1, one or a few co-mounted ones).
+    fn hierarchies(&self) -> Vec<(&Place, Vec<Controller>)> {
+        let mut hierarchies: Vec<(&Place, Vec<Controller>)> = Vec::new();
+        for (controller, place) in &self.places {
+            match hierarchies.iter_mut().find(|(known, _)| *known == place) {
+                Some((_, controllers)) => controllers.push(*controller),
+                None => hierarchies.push((place, vec![*controller])),
+            }
+        }
+        hierarchies
+    }
+
+    /// Refuse, before anything is made, a limit whose controller this host lacks, and a host
+    /// where the device policy cannot be applied.
+    fn check(&self, limits: &Limits) -> Result<()> {
+        for controller in Controller::ALL {
+            let needed = controller == Controller::Devices || limits.wants(controller);
+            if !needed || self.place(controller).is_some() {
+                continue;
+            }
+            let hint = match controller {
+                Controller::Devices => "mount the cgroup v1 devices hierarchy, or use cgroup v2".to_string(),
+                other => format!("mount it, or run without the {} limit", other.name()),
+            };
+            return Err(anyhow::anyhow!(
+                "the {} controller is not available on this host (cgroups: {})",
+                controller.name(),
+                self.layout
+            ))
+            .hint(hint);
+        }
+        Ok(())
     }
 }
 
@@ -179,7 +227,10 @@ pub fn detect(mountinfo: &str, self_cgroup: &str) -> Host {
                 version: Version::V1,
                 own_dir: dir_of(mount, path),
             }),
-            (None, Some(mount)) if v2_controllers.iter().any(|c| c == name) => {
+            // v2 lists no devices controller: every v2 cgroup can have a device program.
+            (None, Some(mount))
+                if controller == Controller::Devices || v2_controllers.iter().any(|c| c == name) =>
+            {
                 own_path(self_cgroup, "").map(|path| Place {
                     version: Version::V2,
                     own_dir: dir_of(mount, path),
@@ -210,177 +261,167 @@ pub fn detect_host() -> Result<Host> {
     Ok(detect(&mountinfo, &self_cgroup))
 }
 
-fn write(path: &Path, value: &str) -> Result<()> {
+pub fn write(path: &Path, value: &str) -> Result<()> {
     trace!("write({:?}, {value:?})", path);
     fs::write(path, value).with_context(|| format!("failed to write {value:?} to {}", path.display()))
 }
 
-/// The (version, directory) of each cgroup this container has: one per v1 hierarchy, one for v2.
-type Dirs = Vec<(Version, PathBuf)>;
+// ANCHOR: writes
+/// One write into the container's cgroup: a file of a controller, and the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub controller: Controller,
+    pub file: &'static str,
+    pub value: String,
+    /// Skipped where the host lacks the file (swap accounting is a kernel option).
+    pub optional: bool,
+}
+
+/// The limits, and the device policy, as the writes that apply them, in order. The same limit
+/// is a file of another name in each version.
+pub fn writes(version: Version, limits: &Limits) -> Vec<Write> {
+    match version {
+        Version::V1 => v1_writes(limits),
+        Version::V2 => v2_writes(limits),
+    }
+}
+
+/// cgroup v1: each in its controller's hierarchy.
+fn v1_writes(limits: &Limits) -> Vec<Write> {
+    use Controller::*;
+    let mut rows = Vec::new();
+    if let Some(bytes) = limits.memory {
+        rows.push(row(Memory, "memory.limit_in_bytes", bytes));
+        // No swap beyond the limit (v1 counts memory and swap together), where swap is counted.
+        rows.push(optional(Memory, "memory.memsw.limit_in_bytes", bytes));
+    }
+    if let Some(pids) = limits.pids {
+        rows.push(row(Pids, "pids.max", pids));
+    }
+    if let Some(quota) = limits.cpu_quota {
+        rows.push(row(Cpu, "cpu.cfs_period_us", CPU_PERIOD_US));
+        rows.push(row(Cpu, "cpu.cfs_quota_us", quota));
+    }
+    // The device policy, always: deny every device, then allow the table's, a rule a write.
+    rows.push(row(Devices, "devices.deny", "a"));
+    for rule in devices::ALLOWED {
+        rows.push(row(Devices, "devices.allow", rule));
+    }
+    rows
+}
+
+/// cgroup v2: all in the one cgroup. (No devices files: the device policy is an eBPF program
+/// made from the same table, see `Cgroup::create`.)
+fn v2_writes(limits: &Limits) -> Vec<Write> {
+    use Controller::*;
+    let mut rows = Vec::new();
+    if let Some(bytes) = limits.memory {
+        rows.push(row(Memory, "memory.max", bytes));
+        // No swap beyond the limit (v2 counts swap alone), where swap is counted.
+        rows.push(optional(Memory, "memory.swap.max", 0));
+    }
+    if let Some(pids) = limits.pids {
+        rows.push(row(Pids, "pids.max", pids));
+    }
+    if let Some(quota) = limits.cpu_quota {
+        rows.push(row(Cpu, "cpu.max", format!("{quota} {CPU_PERIOD_US}")));
+    }
+    rows
+}
+// ANCHOR_END: writes
+
+fn row(controller: Controller, file: &'static str, value: impl ToString) -> Write {
+    let value = value.to_string();
+    Write {
+        controller,
+        file,
+        value,
+        optional: false,
+    }
+}
+
+fn optional(controller: Controller, file: &'static str, value: impl ToString) -> Write {
+    Write {
+        optional: true,
+        ..row(controller, file, value)
+    }
+}
+
+/// One directory of the container's cgroup: one per v1 hierarchy, one for v2.
+#[derive(Debug)]
+struct Dir {
+    version: Version,
+    path: PathBuf,
+    controllers: Vec<Controller>,
+}
 
 /// A container's cgroup, in every hierarchy that has one of the controllers.
 #[derive(Debug)]
 pub struct Cgroup {
-    dirs: Dirs,
-    /// v2: the controllers we switched on in the runtime's own cgroup, and the leaf we moved the
-    /// runtime into to be allowed to (cgroup v2's "no internal processes" rule); undone at the end.
-    enabled_in_own: Option<(PathBuf, Vec<&'static str>, PathBuf)>,
+    dirs: Vec<Dir>,
+    /// v2: what the runtime switched on in its own cgroup for it; undone when dropped, after the
+    /// directories are removed.
+    _enabled: Option<cgroup_v2::Enabled>,
 }
-
-// ANCHOR: enable_v2_controllers
-/// cgroup v2 gives a child a controller only if its parent lists it in `cgroup.subtree_control`,
-/// and a cgroup that holds processes may not list any there (the "no internal processes" rule;
-/// the root cgroup is exempt). So if the runtime's own cgroup lacks a controller, the runtime
-/// moves itself into a leaf of its own first, when it is alone there, and switches it on.
-/// Returns what to undo.
-fn enable_v2_controllers(
-    own: &Path,
-    wanted: &[&'static str],
-    leaf: &Path,
-) -> Result<Option<(PathBuf, Vec<&'static str>, PathBuf)>> {
-    let enabled = fs::read_to_string(own.join("cgroup.subtree_control")).unwrap_or_default();
-    let missing: Vec<&'static str> = wanted
-        .iter()
-        .copied()
-        .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
-        .collect();
-    if missing.is_empty() {
-        return Ok(None);
-    }
-    let available = fs::read_to_string(own.join("cgroup.controllers")).unwrap_or_default();
-    if let Some(absent) = missing
-        .iter()
-        .find(|c| !available.split_whitespace().any(|a| a == **c))
-    {
-        return Err(anyhow::anyhow!("the {absent} controller is not available to {}", own.display()))
-            .hint("enable it for this cgroup's parent (cgroup.subtree_control), or run the step under `systemd-run --scope -p Delegate=yes`");
-    }
-    let change: String = missing
-        .iter()
-        .map(|c| format!("+{c} "))
-        .collect::<String>()
-        .trim_end()
-        .to_string();
-    let procs = fs::read_to_string(own.join("cgroup.procs")).unwrap_or_default();
-    let is_root = !own.join("cgroup.type").exists();
-    let mut moved = false;
-    if !is_root && !procs.trim().is_empty() {
-        let alone = procs
-            .split_whitespace()
-            .all(|pid| pid == std::process::id().to_string());
-        if !alone {
-            return Err(anyhow::anyhow!(
-                "cannot switch on {} for containers under {}: other processes are in that cgroup \
-                 (cgroup v2's no-internal-processes rule)",
-                missing.join(", "),
-                own.display()
-            ))
-            .hint(format!(
-                "run the step in a cgroup of its own: sudo systemd-run --scope -p Delegate=yes --quiet target/debug/{} …",
-                env!("CARGO_PKG_NAME")
-            ));
-        }
-        trace!("mkdir({leaf:?})");
-        fs::create_dir(leaf).with_context(|| format!("failed to create {}", leaf.display()))?;
-        write(&leaf.join("cgroup.procs"), "0")?;
-        moved = true;
-    }
-    write(&own.join("cgroup.subtree_control"), &change)?;
-    Ok(moved.then(|| (own.to_path_buf(), missing, leaf.to_path_buf())))
-}
-// ANCHOR_END: enable_v2_controllers
 
 // ANCHOR: create
 impl Cgroup {
     /// Make the container's cgroup `name` under the runtime's own cgroup in each hierarchy, and
-    /// write its limits. A limit whose controller this host lacks is an error.
+    /// apply the limits and the device policy.
     pub fn create(host: &Host, name: &str, limits: &Limits) -> Result<Cgroup> {
-        for controller in Controller::ALL {
-            if limits.wants(controller) && host.place(controller).is_none() {
-                return Err(anyhow::anyhow!(
-                    "the {} controller is not available on this host (cgroups: {})",
-                    controller.name(),
-                    host.layout
-                ))
-                .hint(format!(
-                    "mount it, or run without the {} limit",
-                    controller.name()
-                ));
+        let cgroup = Cgroup::create_dirs_and_files(host, name, limits)?;
+        // v2 has no devices files: the policy is an eBPF program attached to the cgroup.
+        for dir in &cgroup.dirs {
+            if dir.version == Version::V2 && dir.controllers.contains(&Controller::Devices) {
+                cgroup_v2::attach_device_program(&dir.path)?;
             }
         }
-        let mut cgroup = Cgroup {
-            dirs: Vec::new(),
-            enabled_in_own: None,
-        };
-        let v2_wanted: Vec<&'static str> = Controller::ALL
-            .into_iter()
-            .filter(|c| limits.wants(*c) && host.place(*c).is_some_and(|p| p.version == Version::V2))
-            .map(Controller::name)
-            .collect();
-        for (_, place) in &host.places {
-            let dir = place.own_dir.join(name);
-            if cgroup.dirs.iter().any(|(_, known)| *known == dir) {
-                continue;
-            }
-            if place.version == Version::V2 && !v2_wanted.is_empty() {
-                let leaf = place.own_dir.join(format!("{name}-runtime"));
-                cgroup.enabled_in_own = enable_v2_controllers(&place.own_dir, &v2_wanted, &leaf)?;
-            }
-            trace!("mkdir({dir:?})");
-            fs::create_dir(&dir).with_context(|| format!("failed to create the cgroup {}", dir.display()))?;
-            cgroup.dirs.push((place.version, dir));
-        }
-        // On an error, `cgroup` is dropped here, which removes what was made.
-        cgroup.write_limits(host, limits)?;
         Ok(cgroup)
     }
 
-    fn dir_for(&self, host: &Host, controller: Controller) -> Option<(Version, &Path)> {
-        let place = host.place(controller)?;
-        self.dirs
-            .iter()
-            .find(|(_, dir)| dir.starts_with(&place.own_dir))
-            .map(|(v, dir)| (*v, dir.as_path()))
-    }
-
-    fn write_limits(&self, host: &Host, limits: &Limits) -> Result<()> {
-        if let (Some(bytes), Some((version, dir))) = (limits.memory, self.dir_for(host, Controller::Memory)) {
-            let (limit, swap) = match version {
-                Version::V1 => ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes"),
-                Version::V2 => ("memory.max", "memory.swap.max"),
-            };
-            write(&dir.join(limit), &bytes.to_string())?;
-            // No swap beyond the limit, where the host has swap accounting: an OOM kill, not a
-            // crawl through swap. (v1 counts memory+swap; v2 counts swap alone.)
-            let swap_value = if version == Version::V1 {
-                bytes.to_string()
-            } else {
-                "0".to_string()
-            };
-            if dir.join(swap).exists() {
-                write(&dir.join(swap), &swap_value)?;
+    /// All of `create` but the eBPF program: directories and files, what the unit tests check.
+    fn create_dirs_and_files(host: &Host, name: &str, limits: &Limits) -> Result<Cgroup> {
+        host.check(limits)?;
+        let mut cgroup = Cgroup {
+            dirs: Vec::new(),
+            _enabled: None,
+        };
+        for (place, controllers) in host.hierarchies() {
+            if place.version == Version::V2 {
+                // v2 passes a controller on to children only when asked: see cgroup_v2.rs.
+                let wanted: Vec<&str> = controllers
+                    .iter()
+                    .filter(|c| limits.wants(**c))
+                    .map(|c| c.name())
+                    .collect();
+                cgroup._enabled = cgroup_v2::enable_controllers(&place.own_dir, &wanted, name)?;
             }
+            let path = place.own_dir.join(name);
+            trace!("mkdir({path:?})");
+            fs::create_dir(&path)
+                .with_context(|| format!("failed to create the cgroup {}", path.display()))?;
+            cgroup.dirs.push(Dir {
+                version: place.version,
+                path,
+                controllers,
+            });
         }
-        if let (Some(pids), Some((_, dir))) = (limits.pids, self.dir_for(host, Controller::Pids)) {
-            write(&dir.join("pids.max"), &pids.to_string())?;
-        }
-        if let (Some(quota), Some((version, dir))) = (limits.cpu_quota, self.dir_for(host, Controller::Cpu)) {
-            let period = crate::size::CPU_PERIOD_US;
-            match version {
-                Version::V1 => {
-                    write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
-                    write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        // On an error from here on, `cgroup` is dropped, which removes what was made.
+        for dir in &cgroup.dirs {
+            for row in writes(dir.version, limits) {
+                let file = dir.path.join(row.file);
+                if dir.controllers.contains(&row.controller) && (!row.optional || file.exists()) {
+                    write(&file, &row.value)?;
                 }
-                Version::V2 => write(&dir.join("cpu.max"), &format!("{quota} {period}"))?,
             }
         }
-        Ok(())
+        Ok(cgroup)
     }
     // ANCHOR_END: create
 
     /// The cgroup directories, for the state file that lets a later run sweep them.
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.iter().map(|(_, dir)| dir.as_path())
+        self.dirs.iter().map(|dir| dir.path.as_path())
     }
 
     // ANCHOR: add_process
@@ -388,8 +429,8 @@ impl Cgroup {
     /// are born in it.
     pub fn add_process(&self, pid: nix::unistd::Pid) -> Result<()> {
         // (v1 also has `tasks`, for single threads; cgroup.procs moves the whole process.)
-        for (_, dir) in &self.dirs {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        for dir in &self.dirs {
+            write(&dir.path.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
     }
@@ -401,12 +442,13 @@ impl Cgroup {
     pub fn oom_kills(&self) -> u64 {
         self.dirs
             .iter()
-            .filter_map(|(version, dir)| {
-                let file = match version {
+            .filter(|dir| dir.controllers.contains(&Controller::Memory))
+            .filter_map(|dir| {
+                let file = match dir.version {
                     Version::V1 => "memory.oom_control",
                     Version::V2 => "memory.events",
                 };
-                let text = fs::read_to_string(dir.join(file)).ok()?;
+                let text = fs::read_to_string(dir.path.join(file)).ok()?;
                 text.lines()
                     .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse::<u64>().ok())
             })
@@ -418,18 +460,12 @@ impl Cgroup {
 // ANCHOR: remove
 /// The cgroup is removed when it goes out of scope, on every way out of the runtime, errors
 /// included. A cgroup can only be removed once it has no processes, and the kernel may still
-/// count processes that are exiting, so `remove_dir` retries for a while on EBUSY.
+/// count processes that are exiting, so `remove_dir` retries for a while on EBUSY. (On v2 the
+/// device program goes with the cgroup; then `_enabled`, dropped next, undoes its own part.)
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        for (_, dir) in self.dirs.iter().rev() {
-            remove_dir(dir);
-        }
-        if let Some((own, enabled, leaf)) = &self.enabled_in_own {
-            // Switch the controllers off again and go back where we came from.
-            let change: String = enabled.iter().map(|c| format!("-{c} ")).collect::<String>();
-            let _ = write(&own.join("cgroup.subtree_control"), change.trim_end());
-            let _ = write(&own.join("cgroup.procs"), "0");
-            remove_dir(leaf);
+        for dir in self.dirs.iter().rev() {
+            remove_dir(&dir.path);
         }
     }
 }
@@ -485,7 +521,7 @@ mod tests {
                 )
             }
             "hybrid" => {
-                for c in ["memory/box.slice", "pids", "cpu,cpuacct", "unified"] {
+                for c in ["memory/box.slice", "pids", "cpu,cpuacct", "devices", "unified"] {
                     fs::create_dir_all(root.path().join(c)).unwrap();
                 }
                 fs::write(root.path().join("unified/cgroup.controllers"), "").unwrap();
@@ -495,9 +531,11 @@ mod tests {
                          32 24 0:28 / {r}/memory rw shared:6 - cgroup cgroup rw,memory\n\
                          33 24 0:29 / {r}/pids rw shared:7 - cgroup cgroup rw,pids\n\
                          34 24 0:30 / {r}/cpu,cpuacct rw shared:8 - cgroup cgroup rw,cpu,cpuacct\n\
-                         35 24 0:31 / {r}/cpuset rw shared:9 - cgroup cgroup rw,cpuset\n"
+                         35 24 0:31 / {r}/cpuset rw shared:9 - cgroup cgroup rw,cpuset\n\
+                         36 24 0:32 / {r}/devices rw shared:10 - cgroup cgroup rw,devices\n"
                     ),
-                    "5:cpuset:/\n4:cpu,cpuacct:/\n3:pids:/\n2:memory:/box.slice\n0::/\n".to_string(),
+                    "6:devices:/\n5:cpuset:/\n4:cpu,cpuacct:/\n3:pids:/\n2:memory:/box.slice\n0::/\n"
+                        .to_string(),
                 )
             }
             _ => unreachable!(),
@@ -550,6 +588,89 @@ mod tests {
                 own_dir: root.path().join("cpu,cpuacct")
             }
         );
+        assert_eq!(
+            place(Controller::Devices),
+            Place {
+                version: Version::V1,
+                own_dir: root.path().join("devices")
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_v1_devices_hierarchy_the_device_policy_goes_to_v2() {
+        let (root, mountinfo, self_cgroup) = fixture("hybrid");
+        let mountinfo: String = mountinfo
+            .lines()
+            .filter(|l| !l.contains("rw,devices"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let host = detect(&mountinfo, &self_cgroup);
+        assert_eq!(
+            host.place(Controller::Devices),
+            Some(&Place {
+                version: Version::V2,
+                own_dir: root.path().join("unified")
+            })
+        );
+    }
+
+    #[test]
+    fn the_table_names_each_limit_in_each_version() {
+        let limits = Limits {
+            memory: Some(64 << 20),
+            pids: Some(32),
+            cpu_quota: Some(50_000),
+        };
+        let show = |version| -> Vec<String> {
+            writes(version, &limits)
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} {}={}{}",
+                        w.controller.name(),
+                        w.file,
+                        w.value,
+                        if w.optional { "?" } else { "" }
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            show(Version::V2),
+            [
+                "memory memory.max=67108864",
+                "memory memory.swap.max=0?",
+                "pids pids.max=32",
+                "cpu cpu.max=50000 100000",
+            ]
+        );
+        let v1 = show(Version::V1);
+        assert_eq!(
+            v1[..7],
+            [
+                "memory memory.limit_in_bytes=67108864",
+                "memory memory.memsw.limit_in_bytes=67108864?",
+                "pids pids.max=32",
+                "cpu cpu.cfs_period_us=100000",
+                "cpu cpu.cfs_quota_us=50000",
+                "devices devices.deny=a",
+                "devices devices.allow=c 1:3 rwm",
+            ]
+        );
+        assert_eq!(v1.len(), 6 + devices::ALLOWED.len());
+        assert_eq!(v1.last().unwrap(), "devices devices.allow=c 136:* rwm");
+    }
+
+    #[test]
+    fn without_limits_only_the_device_policy_is_written() {
+        let v1: Vec<&str> = writes(Version::V1, &Limits::default())
+            .iter()
+            .map(|w| w.file)
+            .collect();
+        assert_eq!(v1.len(), 1 + devices::ALLOWED.len());
+        assert!(v1.iter().all(|file| file.starts_with("devices.")));
+        assert_eq!(writes(Version::V2, &Limits::default()), []);
     }
 
     #[test]
@@ -561,7 +682,7 @@ mod tests {
             pids: Some(16),
             cpu_quota: Some(50_000),
         };
-        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap();
         let read = |path: &str| fs::read_to_string(root.path().join(path)).unwrap();
         assert_eq!(
             read("memory/box.slice/box-test/memory.limit_in_bytes"),
@@ -570,7 +691,10 @@ mod tests {
         assert_eq!(read("pids/box-test/pids.max"), "16");
         assert_eq!(read("cpu,cpuacct/box-test/cpu.cfs_quota_us"), "50000");
         assert_eq!(read("cpu,cpuacct/box-test/cpu.cfs_period_us"), "100000");
-        assert_eq!(cgroup.dirs().count(), 3);
+        // Every rule was written, one after another: the file holds the last.
+        assert_eq!(read("devices/box-test/devices.deny"), "a");
+        assert_eq!(read("devices/box-test/devices.allow"), "c 136:* rwm");
+        assert_eq!(cgroup.dirs().count(), 4);
     }
 
     #[test]
@@ -582,7 +706,7 @@ mod tests {
             pids: Some(32),
             cpu_quota: Some(150_000),
         };
-        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap();
         let dir = root.path().join("user.slice/session.scope/box-test");
         assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "67108864");
         assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap(), "32");
@@ -608,7 +732,7 @@ mod tests {
             memory: Some(64 << 20),
             ..Limits::default()
         };
-        let cgroup = Cgroup::create(&host, "box-test", &limits).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap();
         assert_eq!(
             fs::read_to_string(own.join("box-test-runtime/cgroup.procs")).unwrap(),
             "0"
@@ -631,7 +755,10 @@ mod tests {
             pids: Some(8),
             ..Limits::default()
         };
-        let err = format!("{:#}", Cgroup::create(&host, "box-test", &limits).unwrap_err());
+        let err = format!(
+            "{:#}",
+            Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap_err()
+        );
         assert!(err.contains("no-internal-processes rule"), "{err}");
         assert!(!own.join("box-test").exists() && !own.join("box-test-runtime").exists());
     }
@@ -640,7 +767,7 @@ mod tests {
     fn reads_oom_kills_from_the_kernels_counters() {
         let (root, mountinfo, self_cgroup) = fixture("v2");
         let host = detect(&mountinfo, &self_cgroup);
-        let cgroup = Cgroup::create(&host, "box-test", &Limits::default()).unwrap();
+        let cgroup = Cgroup::create_dirs_and_files(&host, "box-test", &Limits::default()).unwrap();
         let dir = root.path().join("user.slice/session.scope/box-test");
         fs::write(
             dir.join("memory.events"),
@@ -648,6 +775,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cgroup.oom_kills(), 1);
+    }
+
+    #[test]
+    fn a_host_without_a_device_policy_is_refused() {
+        let (_root, mountinfo, self_cgroup) = fixture("hybrid");
+        let mountinfo: String = mountinfo
+            .lines()
+            .filter(|l| !l.contains("rw,devices") && !l.contains("cgroup2"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let host = detect(&mountinfo, &self_cgroup);
+        let err = Cgroup::create_dirs_and_files(&host, "box-test", &Limits::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(
+                "the devices controller is not available on this host (cgroups: legacy (cgroup v1))"
+            ),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -663,7 +808,7 @@ mod tests {
             pids: Some(16),
             ..Limits::default()
         };
-        let err = Cgroup::create(&host, "box-test", &limits).unwrap_err();
+        let err = Cgroup::create_dirs_and_files(&host, "box-test", &limits).unwrap_err();
         assert!(
             format!("{err:#}").contains("the pids controller is not available"),
             "{err:#}"

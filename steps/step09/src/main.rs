@@ -7,8 +7,11 @@
 
 mod capabilities;
 mod cgroup;
+mod cgroup_v2;
+mod cgroupns;
 mod clone;
 mod dev;
+mod devices;
 mod errors;
 mod exec;
 mod handshake;
@@ -309,6 +312,7 @@ fn prepare_and_start(
     mounts::mount_proc()?;
     dev::mount_dev()?;
     masks::mount_sys()?;
+    cgroupns::mount_own_cgroup()?;
     masks::mask_paths()?;
     masks::make_read_only()?;
     let has_terminal = terminal.open_pty()?;

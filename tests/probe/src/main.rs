@@ -93,6 +93,7 @@ fn report(host_pid: Option<i32>) {
     });
     println!("interfaces: {}", interfaces());
     println!("cgroup: {}", own_cgroup());
+    println!("cgroupfs: {}", cgroup_fs());
 }
 
 /// How many capabilities are in our effective set (capget(2), no /proc needed).
@@ -430,7 +431,8 @@ fn linger(seconds: u64) {
     println!("linger: left a process behind for {seconds}s");
 }
 
-/// Our cgroup's name in the pids hierarchy (v1) or the unified one (v2): its last component.
+/// Our cgroup in the pids hierarchy (v1) or the unified one (v2): the container's own (named
+/// box-ID, or seen as `/` from a cgroup namespace of its own), or the runtime's.
 fn own_cgroup() -> String {
     let Ok(text) = fs::read_to_string("/proc/self/cgroup") else {
         return "unknown (no /proc)".into();
@@ -443,11 +445,47 @@ fn own_cgroup() -> String {
                 .is_some_and(|c| c.split(',').any(|c| c == "pids"))
         })
         .or_else(|| text.lines().find(|l| l.starts_with("0::")));
-    match line.and_then(|l| l.rsplit('/').next()) {
-        Some(name) if name.starts_with("box-") => "own (box-ID)".into(),
+    // The initial cgroup namespace has a fixed inode number (PROC_CGROUP_INIT_INO).
+    let own_namespace =
+        fs::read_link("/proc/self/ns/cgroup").is_ok_and(|ns| ns.as_os_str() != "cgroup:[4026531835]");
+    match line.and_then(|l| l.splitn(3, ':').nth(2)) {
+        Some("/") if own_namespace => "own, seen as / (cgroup namespace)".into(),
+        Some(path)
+            if path
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with("box-")) =>
+        {
+            "own (box-ID)".into()
+        }
         Some(_) => "the runtime's".into(),
         None => "unknown".into(),
     }
+}
+
+/// What /sys/fs/cgroup shows: the processes of the cgroup at its root (v2, or v1's pids
+/// hierarchy), and whether it can be written.
+fn cgroup_fs() -> String {
+    let Ok(entries) = fs::read_dir("/sys/fs/cgroup") else {
+        return "not mounted".into();
+    };
+    if entries.count() == 0 {
+        return "empty".into();
+    }
+    let Some(procs) = ["/sys/fs/cgroup/cgroup.procs", "/sys/fs/cgroup/pids/cgroup.procs"]
+        .iter()
+        .find_map(|path| fs::read_to_string(path).ok())
+    else {
+        return "no cgroup.procs".into();
+    };
+    let procs: Vec<&str> = procs.split_whitespace().collect();
+    let c_path = CString::new("/sys/fs/cgroup").unwrap();
+    // SAFETY: statvfs fills the struct we own.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let read_only =
+        unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } == 0 && stat.f_flag & libc::ST_RDONLY != 0;
+    let access = if read_only { "read-only" } else { "writable" };
+    format!("cgroup.procs {}, {access}", procs.join(" "))
 }
 
 /// Start up to `n` children that sleep, and count how many the kernel allowed.
