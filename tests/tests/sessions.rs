@@ -416,7 +416,7 @@ session_test!(step06_trace, |lab| [
 fn read_a_host_disk(lab: &Lab, step: u32) -> Vec<Run> {
     let (disk, losetup) = LoopDisk::attach(lab.dir());
     let script = format!(
-        "mknod /tmp/disk b {} {} && head -c {} /tmp/disk && echo; rm -f /tmp/disk",
+        "mknod /tmp/disk b {} {} && head -c {} /tmp/disk && echo && rm /tmp/disk",
         disk.major,
         disk.minor,
         DISK_TEXT.len()
