@@ -3,11 +3,17 @@
 # prefix "box-" (state directories /run/box-ID, scratch areas /var/tmp/box-ID, cgroups box-ID,
 # links box-ID, network namespaces, firewall rules commented box-…). A container whose runtime is still alive is left alone.
 #   scripts/cleanup.sh          remove leftovers, saying what was removed
+#   scripts/cleanup.sh --kept   also remove the scratch areas kept on purpose with --keep
 #   scripts/cleanup.sh --check  only list them; exit 1 if there are any (CI's final check)
 set -uo pipefail
 PREFIX=box-
-check=0
-[ "${1:-}" = "--check" ] && check=1
+check=0 kept=0
+case "${1:-}" in
+    --check) check=1 ;;
+    --kept) kept=1 ;;
+    '') ;;
+    *) echo "usage: scripts/cleanup.sh [--check | --kept]" >&2; exit 125 ;;
+esac
 if [ "$(id -u)" -ne 0 ]; then
     if [ "$check" = 0 ] && command -v sudo >/dev/null; then exec sudo "$0" "$@"; fi
     echo "cleanup: error: needs root to see and remove mounts, cgroups and links" >&2
@@ -29,12 +35,32 @@ act() {
     fi
 }
 
-# A container is alive while its runtime is: /run/box-ID/runtime.pid names the runtime. A
-# resource belongs to container ID when it is named box-ID or box-ID-something.
+# A container is alive while its runtime is: /run/box-ID/runtime.pid holds the runtime's pid
+# and the time the kernel started it (field 22 of /proc/PID/stat), so that a pid reused by
+# another process is not taken for the runtime. A record is made whole under the name
+# box-ID.new-PID and then renamed, so one without a pid is a runtime's that died removing it.
+# A resource belongs to container ID when it is named box-ID or box-ID-something.
+started() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    # shellcheck disable=SC2086 # the fields after the command name, split on purpose
+    set -- ${stat##*) }
+    echo "${20}"
+}
 live_ids=()
 for state in /run/$PREFIX*; do
-    [ -f "$state/runtime.pid" ] || continue
-    kill -0 "$(cat "$state/runtime.pid")" 2>/dev/null && live_ids+=("${state##*/}")
+    [ -d "$state" ] && [ ! -L "$state" ] || continue
+    name=${state##*/}
+    case "$name" in
+        *.new-*) kill -0 "${name##*.new-}" 2>/dev/null && live_ids+=("$name"); continue ;;
+    esac
+    pid='' start=''
+    [ -f "$state/runtime.pid" ] && read -r pid start < "$state/runtime.pid"
+    if [ -n "$pid" ] && [ -n "$start" ]; then
+        [ "$(started "$pid")" = "$start" ] && live_ids+=("$name")
+    elif [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        live_ids+=("$name")
+    fi
 done
 alive() {
     local name=${1##*/} id
@@ -71,10 +97,13 @@ if command -v ip >/dev/null; then
         act "link $link" ip link delete "$link"
     done
     if [ -e "$bridge" ] && ours && ! bridge_in_use; then
-        # Put ip_forward back first, as step 10 does.
+        # Put ip_forward back first, as step 10 does: to 0 only if the bridge switched it on and
+        # it is still on.
         if [ "$check" = 0 ]; then
             was=$(sed -n 's/.*ip_forward was \([01]\).*/\1/p' "$bridge/ifalias" 2>/dev/null)
-            [ -n "$was" ] && echo "$was" > /proc/sys/net/ipv4/ip_forward && echo "restored: net.ipv4.ip_forward = $was"
+            if [ "$was" = 0 ] && [ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ]; then
+                echo 0 > /proc/sys/net/ipv4/ip_forward && echo "restored: net.ipv4.ip_forward = 0"
+            fi
         fi
         act "link ${PREFIX}br0" ip link delete "${PREFIX}br0"
     fi
@@ -105,13 +134,19 @@ while read -r cg; do
     act "cgroup $cg" remove_cgroup "$cg"
 done < <(find /sys/fs/cgroup -mindepth 1 -type d -name "$PREFIX*" 2>/dev/null | sort -r)
 
-# State and scratch directories, and subnet claims (symlinks to a state directory).
+# State and scratch directories, and subnet claims (symlinks to a state directory). A scratch
+# area kept on purpose (`--keep`, marked `kept`) stays unless --kept asks for it too.
 for dir in /run/$PREFIX* /var/tmp/$PREFIX*; do
     [ -e "$dir" ] || [ -L "$dir" ] || continue
     if [ -L "$dir" ] && [ -e "$dir" ]; then
         alive "$(readlink "$dir")" && continue
     fi
     alive "$dir" && continue
+    if [ -e "$dir/kept" ] && [ "$kept" = 0 ]; then
+        rm -rf "$dir/work" "$dir/merged" 2>/dev/null
+        echo "cleanup: kept on purpose (--keep): $dir; scripts/cleanup.sh --kept removes it too"
+        continue
+    fi
     act "directory $dir" rm -rf "$dir"
 done
 

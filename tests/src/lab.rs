@@ -109,6 +109,12 @@ impl Lab {
         (command, display_command(step, args))
     }
 
+    /// The step's command (binary, the lab's image, a name, `args`), for tests that run it
+    /// their own way; spawn it with [`guard::spawn`].
+    pub fn step_command(&self, step: u32, args: &[&str]) -> Command {
+        self.command(step, args).0
+    }
+
     /// The step's whole command line (binary, the lab's image, a name, `args`), quoted for a
     /// shell: for tools that take one command string, like script(1).
     pub fn command_line(&self, step: u32, args: &[&str]) -> String {
@@ -230,7 +236,21 @@ impl Lab {
     /// Start the step in the background, for tests that look at a running container from
     /// the host. Wait for it with [`Running::wait`], which returns the run's output.
     pub fn start(&self, step: u32, args: &[&str]) -> Running {
-        let (mut command, display) = self.command(step, args);
+        let (command, display) = self.command(step, args);
+        self.start_command(command, display)
+    }
+
+    /// Like [`Lab::start`], with RLIMIT_NOFILE set to `nofile` (prlimit(1) execs the step).
+    pub fn start_with_nofile(&self, step: u32, args: &[&str], nofile: u32) -> Running {
+        let (inner, display) = self.command(step, args);
+        let mut command = Command::new("prlimit");
+        command.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        command.arg(format!("--nofile={nofile}:{nofile}")).arg("--");
+        command.arg(inner.get_program()).args(inner.get_args());
+        self.start_command(command, format!("ulimit -n {nofile}; {display}"))
+    }
+
+    fn start_command(&self, mut command: Command, display: String) -> Running {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -273,20 +293,31 @@ impl Lab {
     /// Start the web layer's server (step 10 on), published on the host's `port`; wait until
     /// it serves.
     pub fn start_web_server(&self, step: u32, port: u16) -> Running {
+        self.web_server(step, port, None)
+    }
+
+    /// Like [`Lab::start_web_server`], with the runtime's descriptor limit (RLIMIT_NOFILE) set to
+    /// `nofile`, as `ulimit -n` would.
+    pub fn start_web_server_with_nofile(&self, step: u32, port: u16, nofile: u32) -> Running {
+        self.web_server(step, port, Some(nofile))
+    }
+
+    fn web_server(&self, step: u32, port: u16, nofile: Option<u32>) -> Running {
         let web = workspace().join("layers/web");
         let publish = format!("{port}:80");
         let web = web.to_str().expect("UTF-8 path");
-        let server = self.start(
-            step,
-            &[
-                "--publish",
-                &publish,
-                "--layer",
-                web,
-                "--",
-                "/usr/local/bin/serve",
-            ],
-        );
+        let args = [
+            "--publish",
+            &publish,
+            "--layer",
+            web,
+            "--",
+            "/usr/local/bin/serve",
+        ];
+        let server = match nofile {
+            None => self.start(step, &args),
+            Some(nofile) => self.start_with_nofile(step, &args, nofile),
+        };
         server.wait_for_command("httpd");
         server
     }

@@ -36,6 +36,8 @@ pub fn settings() -> insta::Settings {
     // Which loop device stands in for a host disk (loop(4): the major is always 7).
     settings.add_filter(r"/dev/loop\d+", "/dev/loop[N]");
     settings.add_filter(r"\bb 7 \d+", "b 7 [N]");
+    // How many CPUs the recording machine has, where an error message says it.
+    settings.add_filter(r"this machine has \d+", "this machine has [N]");
     // The transient systemd scope each runtime gets on a cgroup v2 host with systemd.
     settings.add_filter(r"run-r[0-9a-f]+\.scope", "run-r[SCOPE].scope");
     // Which /proc entries a runtime masks depends on the kernel: these exist only on some (sound

@@ -295,3 +295,258 @@ fn a_killed_runtimes_bridge_is_removed_by_the_next_bridge_run() {
         assert_eq!(ip_forward(), forward_before);
     }
 }
+
+/// A free port of the host, from the kernel.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn accept_ra(link: &str) -> String {
+    fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{link}/accept_ra"))
+        .unwrap_or_else(|_| "no IPv6".into())
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_host_takes_no_router_advertisements_from_containers() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    if !std::path::Path::new("/proc/sys/net/ipv6/conf/all").exists() {
+        eprintln!("skipped: this kernel has no IPv6, so no router advertisements either");
+        return;
+    }
+    for step in steps_from(FIRST_STEP_WITH_NET) {
+        // The veth's host end (step 9's network), and the bridge (step 10's).
+        let name = lab.new_name();
+        let veth = lab.start(
+            step,
+            &["--name", &name, "--net", "veth", "--", "/bin/sleep", "30"],
+        );
+        veth.wait_for_command("sleep");
+        assert_eq!(
+            accept_ra(&format!("box-{name}")),
+            "0",
+            "{}: the veth's host end",
+            step_name(step)
+        );
+        veth.signal(Signal::SIGTERM);
+        veth.wait();
+        if step >= FIRST_STEP_WITH_BRIDGE {
+            let bridged = lab.start(step, &["--", "/bin/sleep", "30"]);
+            bridged.wait_for_command("sleep");
+            assert_eq!(accept_ra("box-br0"), "0", "{}: the bridge", step_name(step));
+            bridged.signal(Signal::SIGTERM);
+            bridged.wait();
+        }
+    }
+}
+
+/// ip_forward, set for the length of `f` and put back afterwards whatever happens.
+fn with_ip_forward(value: &str, f: impl FnOnce()) {
+    let before = ip_forward();
+    fs::write("/proc/sys/net/ipv4/ip_forward", value).unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    fs::write("/proc/sys/net/ipv4/ip_forward", before).unwrap();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn an_ip_forward_change_made_during_a_run_survives_it() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
+        // Forwarding is on when the bridge comes, so the runtime changes nothing; an
+        // administrator turns it off while the container runs: it stays off.
+        with_ip_forward("1", || {
+            let container = lab.start(step, &["--", "/bin/sleep", "30"]);
+            container.wait_for_command("sleep");
+            fs::write("/proc/sys/net/ipv4/ip_forward", "0").unwrap();
+            container.signal(Signal::SIGTERM);
+            container.wait();
+            assert_eq!(
+                ip_forward(),
+                "0",
+                "{}: the runtime undid the change",
+                step_name(step)
+            );
+        });
+        // Forwarding is off: the bridge turns it on, and back off when it goes.
+        with_ip_forward("0", || {
+            let container = lab.start(step, &["--", "/bin/sleep", "30"]);
+            container.wait_for_command("sleep");
+            assert_eq!(ip_forward(), "1");
+            container.signal(Signal::SIGTERM);
+            container.wait();
+            assert_eq!(ip_forward(), "0", "{}", step_name(step));
+        });
+    }
+}
+
+/// How many descriptors process `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name start at field 3 (the state); utime and stime are
+    // fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(14) + field(15)
+}
+
+#[test]
+fn the_proxy_serves_while_hundreds_of_idle_clients_hold_connections() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
+        let port = free_port();
+        // The runtime with the descriptor limit many distributions give a login (ulimit -n).
+        let server = lab.start_web_server_with_nofile(step, port, 1024);
+        let runtime = server.pid();
+        let idle: Vec<std::net::TcpStream> = (0..300)
+            .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+            .collect();
+        assert_eq!(
+            idle.len(),
+            300,
+            "{}: the proxy refused idle clients",
+            step_name(step)
+        );
+        let ticks = cpu_ticks(runtime);
+        let page = http_get(&format!("127.0.0.1:{port}"));
+        assert!(
+            page.contains("Hello from a container"),
+            "{}: with 300 idle connections open the proxy gave {page:?}",
+            step_name(step)
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let spent = cpu_ticks(runtime) - ticks;
+        assert!(
+            spent < 50,
+            "{}: the runtime spun ({spent} ticks in a second)",
+            step_name(step)
+        );
+        drop(idle);
+        // Served connections give their descriptors back.
+        let before = open_fds(runtime);
+        for _ in 0..50 {
+            assert!(http_get(&format!("127.0.0.1:{port}")).contains("Hello"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            open_fds(runtime) <= before,
+            "{}: descriptors grew",
+            step_name(step)
+        );
+        server.signal(Signal::SIGTERM);
+        server.wait();
+    }
+}
+
+#[test]
+fn eight_containers_at_once_each_publish_a_port() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
+        let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
+        let servers: Vec<_> = std::thread::scope(|scope| {
+            let starting: Vec<_> = ports
+                .iter()
+                .map(|&port| {
+                    let lab = &lab;
+                    scope.spawn(move || lab.start_web_server(step, port))
+                })
+                .collect();
+            starting
+                .into_iter()
+                .map(|s| s.join().expect("a server did not start"))
+                .collect()
+        });
+        let mut addresses: Vec<String> = servers
+            .iter()
+            .map(|server| address_of(server.wait_for_command("httpd")))
+            .collect();
+        for port in &ports {
+            let page = http_get(&format!("127.0.0.1:{port}"));
+            assert!(page.contains("Hello from a container"), "port {port}: {page:?}");
+        }
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(
+            addresses.len(),
+            8,
+            "{}: two containers share an address",
+            step_name(step)
+        );
+        for server in servers {
+            server.signal(Signal::SIGTERM);
+            server.wait();
+        }
+        assert!(!std::path::Path::new("/sys/class/net/box-br0").exists());
+        assert_eq!(bridge_rules(), "", "rules left");
+    }
+}
+
+/// What the workshop has on the host now: links, firewall rules, cgroups and /run entries.
+fn workshop_footprint() -> (usize, usize, usize, usize) {
+    let links = fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("box-"))
+                .count()
+        })
+        .unwrap_or(0);
+    let rules = bridge_rules().lines().count();
+    let cgroups = Command::new("find")
+        .args(["/sys/fs/cgroup", "-name", "box-*", "-type", "d"])
+        .output_tracked()
+        .map(|out| String::from_utf8_lossy(&out.stdout).lines().count())
+        .unwrap_or(0);
+    let run = fs::read_dir("/run")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("box-"))
+                .count()
+        })
+        .unwrap_or(0);
+    (links, rules, cgroups, run)
+}
+
+#[test]
+fn two_hundred_containers_in_a_row_leave_nothing_behind() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
+        let before = workshop_footprint();
+        for i in 0..200 {
+            let run = lab.run(step, &["--", "/bin/true"]);
+            assert_eq!(run.status, 0, "run {i}: {run}");
+        }
+        assert_eq!(
+            workshop_footprint(),
+            before,
+            "{}: (links, rules, cgroups, /run entries)",
+            step_name(step)
+        );
+    }
+}

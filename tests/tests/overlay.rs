@@ -119,3 +119,50 @@ fn nothing_is_left_after_the_command_crashes() {
         assert_eq!(lab.leftovers(), Vec::<String>::new(), "{}", step_name(step));
     }
 }
+
+/// Run `program` as an unprivileged user of the host (nobody) would: setpriv(1) keeps root's
+/// capabilities up to its own execve, so it starts a shell, which runs as nobody with none.
+fn as_nobody(program: &str) -> std::process::Output {
+    let mut command = std::process::Command::new("setpriv");
+    command.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/bin/sh",
+        "-c",
+    ]);
+    command.args([r#"exec "$0" id -u"#, program]);
+    box_tests::guard::output(&mut command).expect("setpriv")
+}
+
+#[test]
+fn other_users_of_the_host_cannot_reach_what_a_container_writes() {
+    require_root!();
+    let lab = Lab::new();
+    for step in steps_from(FIRST_STEP_WITH_OVERLAY) {
+        let name = lab.new_name();
+        // A set-uid copy of a shell-sized program, written by root in the container.
+        let script = "cp /bin/busybox /bb && chmod 4755 /bb && sleep 30";
+        let container = lab.start(step, &["--name", &name, "--keep", "--", "/bin/sh", "-c", script]);
+        container.wait_for_command("sleep");
+        let area = format!("/var/tmp/box-{name}");
+        let setuid_copy = format!("{area}/upper/bb");
+        let check = |when: &str| {
+            let mode = fs::metadata(&area).unwrap().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}: {area} is {mode:o} {when}", step_name(step));
+            let attempt = as_nobody(&setuid_copy);
+            assert!(
+                !attempt.status.success()
+                    && String::from_utf8_lossy(&attempt.stderr).contains("Permission denied"),
+                "{}: nobody ran {setuid_copy} {when}: {attempt:?}",
+                step_name(step)
+            );
+        };
+        check("while the container runs");
+        container.signal(nix::sys::signal::Signal::SIGTERM);
+        container.wait();
+        assert!(Path::new(&setuid_copy).exists(), "--keep kept nothing");
+        check("once it is kept");
+        fs::remove_dir_all(&area).unwrap();
+    }
+}

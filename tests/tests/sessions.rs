@@ -456,12 +456,31 @@ session_test!(step07_bad_input, |lab| {
         ["--memory", "0"],
         ["--memory", "12x"],
         ["--memory", "1m"],
+        ["--memory", "9999999999g"],
         ["--pids", "1"],
-        ["--cpus", "64"],
+        ["--pids", "5000000"],
+        ["--cpus", "4096"],
         ["--cpus", "half"],
+        ["--stop-timeout", "18446744073709551615"],
     ]
     .iter()
     .map(|flag| lab.session(7, &[flag[0], flag[1], "--", "/bin/true"]))
+    .collect();
+    runs
+});
+
+// Every one is refused before anything exists (the leak guard checks), with status 125.
+session_test!(step10_bad_input, |lab| {
+    let runs: Vec<Run> = [
+        &["--publish", "8080:80", "--publish", "8080:81", "--", "/bin/true"][..],
+        &["--name", "br0", "--", "/bin/true"],
+        &["--name", "ip-7", "--", "/bin/true"],
+        &["--publish", "8080", "--", "/bin/true"],
+        &["--net", "wifi", "--", "/bin/true"],
+        &["--cpus"],
+    ]
+    .iter()
+    .map(|args| lab.session(10, args))
     .collect();
     runs
 });

@@ -47,7 +47,7 @@ pub const fn allow(kind: Kind, major: u32, minor: Option<u32>, access: &'static 
 
 // ANCHOR: allowed
 /// Every device is denied but these: what dev.rs puts in the container's /dev (the numbers are
-/// in the kernel's admin-guide/devices.txt). No wildcard for a whole kind (runc's old `c *:* m`):
+/// in the kernel's admin-guide/devices.txt). No wildcard for a whole kind (runc still has `c *:* m`):
 /// mknod of anything else fails.
 pub const ALLOWED: [Rule; 8] = [
     allow(Kind::Char, 1, Some(3), "rwm"), // /dev/null

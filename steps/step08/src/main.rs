@@ -159,10 +159,12 @@ fn run(args: Args) -> Result<u8, Failure> {
     let host = cgroup::detect_host()?;
     state::sweep_stale();
     let state = State::create(&id)?;
+    // Each thing is recorded before it is made: a runtime killed at any moment leaves only
+    // what the next run's sweep, or scripts/cleanup.sh, finds and removes.
+    state.record_cgroups(&host.cgroup_dirs(&state.name()))?;
     let cgroup = Cgroup::create(&host, &state.name(), &limits)?;
-    state.record_cgroups(cgroup.dirs())?;
+    state.record_scratch(&Scratch::dir_for(&id), args.keep)?;
     let scratch = Scratch::create(&id, args.keep)?;
-    state.record_scratch(&scratch.dir, args.keep)?;
     let container = Container {
         image,
         layers,

@@ -119,6 +119,15 @@ impl Host {
         hierarchies
     }
 
+    /// Where `Cgroup::create` makes the container's cgroup `name`: one directory per hierarchy,
+    /// recorded before anything is made.
+    pub fn cgroup_dirs(&self, name: &str) -> Vec<PathBuf> {
+        self.hierarchies()
+            .into_iter()
+            .map(|(place, _)| place.own_dir.join(name))
+            .collect()
+    }
+
     /// Refuse, before anything is made, a limit whose controller this host lacks, and a host
     /// where the device policy cannot be applied.
     fn check(&self, limits: &Limits) -> Result<()> {
@@ -419,11 +428,6 @@ impl Cgroup {
     }
     // ANCHOR_END: create
 
-    /// The cgroup directories, for the state file that lets a later run sweep them.
-    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.iter().map(|dir| dir.path.as_path())
-    }
-
     // ANCHOR: add_process
     /// Move process `pid` (a pid of the host) into the cgroup, in every hierarchy. Its children
     /// are born in it.
@@ -694,7 +698,10 @@ mod tests {
         // Every rule was written, one after another: the file holds the last.
         assert_eq!(read("devices/box-test/devices.deny"), "a");
         assert_eq!(read("devices/box-test/devices.allow"), "c 136:* rwm");
-        assert_eq!(cgroup.dirs().count(), 4);
+        // What was made is what the runtime records before making it.
+        let made: Vec<PathBuf> = cgroup.dirs.iter().map(|dir| dir.path.clone()).collect();
+        assert_eq!(made, host.cgroup_dirs("box-test"));
+        assert_eq!(made.len(), 4);
     }
 
     #[test]
@@ -711,7 +718,9 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "67108864");
         assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap(), "32");
         assert_eq!(fs::read_to_string(dir.join("cpu.max")).unwrap(), "150000 100000");
-        assert_eq!(cgroup.dirs().collect::<Vec<_>>(), vec![dir.as_path()]);
+        let made: Vec<PathBuf> = cgroup.dirs.iter().map(|dir| dir.path.clone()).collect();
+        assert_eq!(made, vec![dir.clone()]);
+        assert_eq!(host.cgroup_dirs("box-test"), made);
     }
 
     /// The v2 fixture, with no controllers switched on in the runtime's own cgroup yet, and

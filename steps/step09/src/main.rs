@@ -166,10 +166,12 @@ fn run(args: Args) -> Result<u8, Failure> {
     state::sweep_stale();
     net::sweep_stale_claims();
     let state = State::create(&id)?;
+    // Each thing is recorded before it is made: a runtime killed at any moment leaves only
+    // what the next run's sweep, or scripts/cleanup.sh, finds and removes.
+    state.record_cgroups(&host.cgroup_dirs(&state.name()))?;
     let cgroup = Cgroup::create(&host, &state.name(), &limits)?;
-    state.record_cgroups(cgroup.dirs())?;
+    state.record_scratch(&Scratch::dir_for(&id), args.keep)?;
     let scratch = Scratch::create(&id, args.keep)?;
-    state.record_scratch(&scratch.dir, args.keep)?;
     let claim = match args.net {
         net::Mode::Veth => Some(net::claim_subnet(&id, &Path::new("/run").join(state.name()))?),
         net::Mode::None => None,

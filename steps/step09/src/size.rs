@@ -6,6 +6,12 @@ use anyhow::{bail, Result};
 /// Below this, not even init and a shell start reliably (docker's minimum is 6 MB too).
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 
+/// The kernel keeps memory counters as signed 64-bit numbers: 8589934591g (8 EiB) at most.
+pub const MAX_MEMORY: u64 = i64::MAX as u64;
+
+/// The most processes any cgroup may allow: the kernel's PID_MAX_LIMIT (4194304, 2^22).
+pub const MAX_PIDS: u64 = 1 << 22;
+
 /// The CFS period the runtime uses: --cpus 0.5 becomes 50 ms of CPU time every 100 ms.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
@@ -28,7 +34,8 @@ pub fn parse_memory(text: &str) -> Result<u64> {
     let number: u64 = digits.parse().map_err(|_| invalid())?;
     let bytes = number
         .checked_mul(multiplier)
-        .ok_or_else(|| anyhow::anyhow!("memory size {text:?} is too large"))?;
+        .filter(|bytes| *bytes <= MAX_MEMORY)
+        .ok_or_else(|| anyhow::anyhow!("memory size {text:?} is too large: the most is 8589934591g"))?;
     if bytes < MIN_MEMORY {
         bail!("memory limit {text:?} is too small: a container needs at least 6m to start");
     }
@@ -39,9 +46,12 @@ pub fn parse_memory(text: &str) -> Result<u64> {
 /// At least 2: init and the command are both processes of the container.
 pub fn parse_pids(text: &str) -> Result<u64> {
     match text.trim().parse::<u64>() {
-        Ok(n) if n >= 2 => Ok(n),
+        Ok(n) if (2..=MAX_PIDS).contains(&n) => Ok(n),
+        Ok(n) if n > MAX_PIDS => {
+            bail!("process limit {text:?} is too large: the kernel allows at most {MAX_PIDS}")
+        }
         Ok(_) => bail!("process limit {text:?} is too small: init and the command need at least 2"),
-        Err(_) => bail!("invalid process limit {text:?}: use a whole number, like 32"),
+        Err(_) => bail!("invalid process limit {text:?}: use a whole number from 2 to {MAX_PIDS}, like 32"),
     }
 }
 
@@ -68,6 +78,16 @@ pub fn parse_cpus(text: &str, online_cpus: usize) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_beyond_the_kernels_are_refused_with_the_range() {
+        assert!(parse_pids("4194304").is_ok());
+        let err = parse_pids("5000000").unwrap_err().to_string();
+        assert!(err.contains("at most 4194304"), "{err}");
+        let err = parse_memory("9999999999g").unwrap_err().to_string();
+        assert!(err.contains("the most is 8589934591g"), "{err}");
+        assert!(parse_memory("8589934591g").is_ok());
+    }
 
     #[test]
     fn memory_sizes_read_like_dockers() {

@@ -5,12 +5,9 @@
 //! same by hand.
 
 use std::fs;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
 
 use crate::errors::HintExt;
 use crate::id::ContainerId;
@@ -30,20 +27,34 @@ impl State {
     /// Claim the name `box-ID` for this run. Only one live container may have it.
     pub fn create(id: &ContainerId) -> Result<State> {
         let dir = Path::new(RUN).join(format!("{PREFIX}{id}"));
-        if let Err(err) = fs::create_dir(&dir) {
-            if err.kind() == ErrorKind::AlreadyExists {
-                return Err(anyhow::anyhow!(
-                    "a container named {id} is already running ({})",
-                    dir.display()
-                ))
-                .hint("pick another --name, or stop that container first");
-            }
-            return Err(err).with_context(|| format!("failed to create {}", dir.display()));
+        let taken = || {
+            Err(anyhow::anyhow!(
+                "a container named {id} is already running ({})",
+                dir.display()
+            ))
+            .hint("pick another --name, or stop that container first")
+        };
+        if dir.exists() {
+            return taken();
         }
-        let state = State { dir };
-        fs::write(state.dir.join("runtime.pid"), std::process::id().to_string())
-            .with_context(|| format!("failed to write {}", state.dir.join("runtime.pid").display()))?;
-        Ok(state)
+        // The record comes into being whole: made under a name of this runtime's own, with its
+        // pid in it, then renamed into place. The pid alone could be taken by another process
+        // once we are gone: with the time the kernel started this process (a pid is never
+        // reused at the same start time), the record names exactly one runtime.
+        let me = std::process::id();
+        let started = start_time(me).context("failed to read the runtime's start time")?;
+        let new = Path::new(RUN).join(format!("{PREFIX}{id}.new-{me}"));
+        fs::create_dir(&new).with_context(|| format!("failed to create {}", new.display()))?;
+        let filled = fs::write(new.join("runtime.pid"), format!("{me} {started}\n"))
+            .with_context(|| format!("failed to write {}", new.join("runtime.pid").display()));
+        if let Err(err) = filled.and_then(|()| rename_noreplace(&new, &dir)) {
+            let _ = fs::remove_dir_all(&new);
+            if dir.exists() {
+                return taken();
+            }
+            return Err(err);
+        }
+        Ok(State { dir })
     }
 
     /// The name everything of this container is called on the host: `box-ID`.
@@ -63,31 +74,78 @@ impl State {
             .context("failed to record the scratch area")
     }
 
-    pub fn record_cgroups<'a>(&self, dirs: impl Iterator<Item = &'a Path>) -> Result<()> {
-        let list: String = dirs.map(|dir| format!("{}\n", dir.display())).collect();
+    /// The cgroups to remove if the runtime dies: written before they are made, so that a
+    /// runtime killed at any moment leaves nothing that no record names.
+    pub fn record_cgroups(&self, dirs: &[PathBuf]) -> Result<()> {
+        let list: String = dirs.iter().map(|dir| format!("{}\n", dir.display())).collect();
         fs::write(self.dir.join("cgroups"), list).context("failed to record the container's cgroups")
     }
 }
 
 impl Drop for State {
+    /// The pid goes last: a record without one is a runtime's that died while removing it.
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if entry.file_name() != "runtime.pid" {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let _ = fs::remove_file(self.dir.join("runtime.pid"));
+        let _ = fs::remove_dir(&self.dir);
     }
 }
 
-fn runtime_alive(dir: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(dir.join("runtime.pid")) else {
-        // Being created right now by another run, or not ours to judge.
-        return true;
+/// rename(2), but failing instead of replacing what is at `to` (renameat2, RENAME_NOREPLACE):
+/// two runtimes given the same --name cannot both take it.
+fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |path: &Path| std::ffi::CString::new(path.as_os_str().as_bytes()).context("a path with a NUL byte");
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths; AT_FDCWD makes them relative to the cwd (they
+    // are absolute anyway).
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
     };
-    match text.trim() {
-        // Created, and its pid not written yet: a runtime is starting.
-        "" => true,
-        // Signal 0 only checks that the process exists.
-        pid => pid
-            .parse::<i32>()
-            .map(|pid| kill(Pid::from_raw(pid), None).is_ok())
-            .unwrap_or(false),
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .with_context(|| format!("failed to rename {} to {}", from.display(), to.display()))
+}
+
+/// When process `pid` started, in clock ticks after boot: field 22 of /proc/PID/stat.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+fn runtime_alive(dir: &Path) -> bool {
+    // A record being made: its name says whose.
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some((_, pid)) = name.rsplit_once(".new-") {
+        return pid.parse::<u32>().is_ok_and(|pid| start_time(pid).is_some());
+    }
+    let text = fs::read_to_string(dir.join("runtime.pid")).unwrap_or_default();
+    let mut words = text.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some(pid), Some(started)) => {
+            let (Ok(pid), Ok(started)) = (pid.parse::<u32>(), started.parse::<u64>()) else {
+                return false;
+            };
+            start_time(pid) == Some(started)
+        }
+        // No pid: the runtime died while removing its record.
+        _ => false,
     }
 }
 

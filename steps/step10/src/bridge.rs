@@ -5,7 +5,8 @@
 //! (source NAT to the host's address) on the way out: iptables-extensions(8), MASQUERADE.
 //!
 //! The first container creates the bridge and its rules; the last one removes them, and puts
-//! ip_forward back as it was (the old value is kept in the bridge's alias). Every rule carries
+//! ip_forward back as it was if it is still as the bridge left it (the old value is kept in
+//! the bridge's alias). Every rule carries
 //! the comment "box-br0", so exactly those are removed. A lock (flock(2) on /run) keeps two
 //! runtimes from creating or removing the bridge at the same time.
 
@@ -115,32 +116,39 @@ fn exists() -> bool {
 }
 
 // ANCHOR: ensure_bridge
-/// Create the bridge, with IP forwarding and the NAT and forwarding rules, unless it exists.
+/// Make sure the bridge is there and whole: the link (with its alias), its address, up, refusing router advertisements,
+/// IP forwarding on, and each rule. Every piece is checked and made if missing: a bridge that a
+/// killed runtime half made, or whose rules another tool flushed, is repaired, not trusted.
 pub fn ensure_bridge(_lock: &Lock) -> Result<()> {
-    if exists() {
-        return Ok(());
+    if !exists() {
+        let forward_was = fs::read_to_string(IP_FORWARD)
+            .context("failed to read ip_forward")?
+            .trim()
+            .to_string();
+        // One run of ip for both: the runtime may be killed at any moment, but the ip it
+        // started goes on, so no bridge of ours is ever left without its alias.
+        crate::net::ip_batch(
+            &[
+                format!("link add {BRIDGE} type bridge"),
+                format!("link set {BRIDGE} alias \"{ALIAS}; ip_forward was {forward_was}\""),
+            ],
+            None,
+        )?;
     }
-    let forward_was = fs::read_to_string(IP_FORWARD)
-        .context("failed to read ip_forward")?
-        .trim()
-        .to_string();
-    run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
     run(
         "ip",
-        &[
-            "link",
-            "set",
-            BRIDGE,
-            "alias",
-            &format!("{ALIAS}; ip_forward was {forward_was}"),
-        ],
+        &["addr", "replace", &format!("{GATEWAY}/24"), "dev", BRIDGE],
     )?;
-    run("ip", &["addr", "add", &format!("{GATEWAY}/24"), "dev", BRIDGE])?;
+    crate::net::refuse_router_advertisements(BRIDGE)?;
     run("ip", &["link", "set", BRIDGE, "up"])?;
-    trace!("write({IP_FORWARD:?}, \"1\")");
-    fs::write(IP_FORWARD, "1").context("failed to switch IP forwarding on")?;
+    if fs::read_to_string(IP_FORWARD).unwrap_or_default().trim() != "1" {
+        trace!("write({IP_FORWARD:?}, \"1\")");
+        fs::write(IP_FORWARD, "1").context("failed to switch IP forwarding on")?;
+    }
     for (table, chain, rule) in rules() {
-        iptables("-A", table, chain, &rule)?;
+        if iptables("-C", table, chain, &rule).is_err() {
+            iptables("-A", table, chain, &rule)?;
+        }
     }
     Ok(())
 }
@@ -148,7 +156,8 @@ pub fn ensure_bridge(_lock: &Lock) -> Result<()> {
 
 // ANCHOR: remove_if_unused
 /// After a container's link has left the bridge: if no link is left on a bridge this workshop
-/// made, remove its rules and the bridge, and put IP forwarding back as it was.
+/// made, remove its rules and the bridge. IP forwarding goes back to 0 only if the bridge
+/// switched it on and it is still on: a change another tool made meanwhile stays.
 pub fn remove_if_unused(_lock: &Lock) {
     let ports = fs::read_dir(Path::new("/sys/class/net").join(BRIDGE).join("brif"))
         .map(|d| d.count())
@@ -161,9 +170,10 @@ pub fn remove_if_unused(_lock: &Lock) {
     for (table, chain, rule) in rules() {
         let _ = iptables("-D", table, chain, &rule);
     }
-    if let Some(was) = alias.trim().strip_prefix(&format!("{ALIAS}; ip_forward was ")) {
-        trace!("write({IP_FORWARD:?}, {was:?})");
-        let _ = fs::write(IP_FORWARD, was);
+    let switched_on = alias.trim() == format!("{ALIAS}; ip_forward was 0");
+    if switched_on && fs::read_to_string(IP_FORWARD).unwrap_or_default().trim() == "1" {
+        trace!("write({IP_FORWARD:?}, \"0\")");
+        let _ = fs::write(IP_FORWARD, "0");
     }
     let _ = run("ip", &["link", "delete", BRIDGE]);
 }

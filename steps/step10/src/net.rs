@@ -147,7 +147,7 @@ pub fn check_tools() -> Result<()> {
 
 /// Run `ip -batch -` with `commands`, in the namespace of process `inside` if given. Each
 /// command is traced as you would type it.
-fn ip_batch(commands: &[String], inside: Option<Pid>) -> Result<()> {
+pub fn ip_batch(commands: &[String], inside: Option<Pid>) -> Result<()> {
     let mut command = match inside {
         Some(pid) => {
             let mut nsenter = Command::new("nsenter");
@@ -249,6 +249,7 @@ pub fn connect(mode: Mode, init: Pid, link: &str, subnet: Option<Subnet>) -> Res
             None,
         )?;
         host_link.name = Some(link.to_string());
+        refuse_router_advertisements(link)?;
         inside.extend([
             format!("addr add {container}/30 dev eth0"),
             "link set eth0 up".to_string(),
@@ -259,6 +260,18 @@ pub fn connect(mode: Mode, init: Pid, link: &str, subnet: Option<Subnet>) -> Res
     Ok(host_link)
 }
 // ANCHOR_END: connect
+
+/// accept_ra = 0 on a link of the host (where the kernel has IPv6 at all): the host must not
+/// take router advertisements from a container, which keeps CAP_NET_RAW and could send them to
+/// change the host's own routes (CVE-2020-13401).
+pub fn refuse_router_advertisements(link: &str) -> Result<()> {
+    let knob = format!("/proc/sys/net/ipv6/conf/{link}/accept_ra");
+    if !Path::new(&knob).exists() {
+        return Ok(());
+    }
+    trace!("write({knob:?}, \"0\")");
+    fs::write(&knob, "0").with_context(|| format!("failed to write {knob}"))
+}
 
 /// Remove claims whose container is gone (left by a killed runtime). Quiet, like the sweep of
 /// stale records.

@@ -7,6 +7,7 @@
 //! See the kernel's filesystems/overlayfs.rst, and mount(8) "Mount options for overlay".
 
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -64,7 +65,7 @@ pub fn check_kernel() -> Result<()> {
 
 /// A container's scratch area, /var/tmp/box-ID: `upper` (its writes), `work` (overlayfs's own
 /// scratch space) and `merged` (where the view is mounted). Removed when dropped, except
-/// `upper` with `--keep`.
+/// `upper` (and the marker `kept`) with `--keep`.
 pub struct Scratch {
     pub dir: PathBuf,
     pub keep: bool,
@@ -84,19 +85,36 @@ impl Scratch {
             .hint("run the workshop on the host or in a VM, not inside another container");
         }
         let scratch = Scratch {
-            dir: root.join(format!("box-{id}")),
+            dir: Scratch::dir_for(id),
             keep,
         };
-        for dir in [
-            scratch.dir.clone(),
-            scratch.upper(),
-            scratch.dir.join("work"),
-            scratch.merged(),
+        // The area is root's alone (0700): what the container writes lands in `upper` as files
+        // of the host, set-uid programs included, and no other user of the host may reach them
+        // (the class of CVE-2021-41091). The directories inside need no mode of their own.
+        for (dir, mode) in [
+            (scratch.dir.clone(), 0o700),
+            (scratch.upper(), 0o755),
+            (scratch.dir.join("work"), 0o755),
+            (scratch.merged(), 0o755),
         ] {
-            trace!("mkdir({dir:?})");
-            fs::create_dir(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+            trace!("mkdir({dir:?}, {mode:#o})");
+            fs::DirBuilder::new()
+                .mode(mode)
+                .create(&dir)
+                .with_context(|| format!("failed to create {}", dir.display()))?;
+        }
+        if keep {
+            // Says "kept on purpose" to scripts/cleanup.sh, which then leaves it alone.
+            let marker = scratch.dir.join("kept");
+            trace!("write({marker:?}, \"\")");
+            fs::write(&marker, "").with_context(|| format!("failed to write {}", marker.display()))?;
         }
         Ok(scratch)
+    }
+
+    /// Where the scratch area of container `id` is: recorded before it is made.
+    pub fn dir_for(id: &ContainerId) -> PathBuf {
+        Path::new(SCRATCH_ROOT).join(format!("box-{id}"))
     }
 
     pub fn upper(&self) -> PathBuf {
