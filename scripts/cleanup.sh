@@ -143,7 +143,7 @@ for dir in /run/$PREFIX* /var/tmp/$PREFIX*; do
     fi
     alive "$dir" && continue
     if [ -e "$dir/kept" ] && [ "$kept" = 0 ]; then
-        rm -rf "$dir/work" "$dir/merged" 2>/dev/null
+        [ "$check" = 1 ] || rm -rf "$dir/work" "$dir/merged" 2>/dev/null
         echo "cleanup: kept on purpose (--keep): $dir; scripts/cleanup.sh --kept removes it too"
         continue
     fi

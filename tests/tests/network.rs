@@ -550,3 +550,226 @@ fn two_hundred_containers_in_a_row_leave_nothing_behind() {
         );
     }
 }
+
+/// A host of the test's own outside the workshop's bridge: a network namespace joined to the
+/// host by a veth pair, at 10.250.N.2 (the host's end is 10.250.N.1). Removed when dropped.
+struct TestHost {
+    netns: String,
+    link: String,
+    address: String,
+}
+
+impl TestHost {
+    fn new() -> TestHost {
+        let n = std::process::id() % 200 + 20;
+        let netns = format!("boxtest-host-{n}");
+        let link = format!("boxtest{n}");
+        let script = format!(
+            "ip netns add {netns} && ip link add {link} type veth peer name eth0 netns {netns} && \
+             ip addr add 10.250.{n}.1/30 dev {link} && ip link set {link} up && \
+             ip -n {netns} addr add 10.250.{n}.2/30 dev eth0 && ip -n {netns} link set eth0 up && \
+             ip -n {netns} link set lo up"
+        );
+        let made = Command::new("sh").args(["-c", &script]).status_tracked().unwrap();
+        let host = TestHost {
+            netns,
+            link,
+            address: format!("10.250.{n}.2"),
+        };
+        assert!(made.success(), "could not make the test's host {}", host.netns);
+        host
+    }
+
+    /// Answer DNS queries for `name` with `address` from inside the namespace, on a thread of
+    /// the test's own (setns(2) moves only that thread), until the returned flag is set.
+    fn serve_dns(
+        &self,
+        name: &'static str,
+        address: [u8; 4],
+    ) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        use std::os::fd::AsRawFd;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (netns, listen) = (
+            format!("/run/netns/{}", self.netns),
+            format!("{}:53", self.address),
+        );
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let ns = fs::File::open(&netns).unwrap();
+            // SAFETY: setns on a namespace file we hold open; it moves this thread only.
+            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            let socket = std::net::UdpSocket::bind(&listen).unwrap();
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut buf = [0u8; 512];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let _ = socket.send_to(&dns_answer(&buf[..n], name, address), from);
+            }
+        });
+        ready_rx.recv().unwrap();
+        stop
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.link])
+            .status_tracked();
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.netns])
+            .status_tracked();
+    }
+}
+
+/// A DNS response (RFC 1035) to `query`: one A record if it asks for `name`'s address, else no
+/// records (so AAAA questions get a quick empty answer).
+fn dns_answer(query: &[u8], name: &str, address: [u8; 4]) -> Vec<u8> {
+    let mut asked = Vec::new();
+    let mut at = 12;
+    while at < query.len() && query[at] != 0 {
+        let len = query[at] as usize;
+        asked.push(String::from_utf8_lossy(&query[at + 1..(at + 1 + len).min(query.len())]).into_owned());
+        at += 1 + len;
+    }
+    let question_end = (at + 5).min(query.len());
+    let qtype = query
+        .get(at + 1..at + 3)
+        .map(|t| u16::from_be_bytes([t[0], t[1]]))
+        .unwrap_or(0);
+    let answer = asked.join(".") == name && qtype == 1;
+    let mut reply = query[..question_end].to_vec();
+    reply[2] = 0x81; // a response, recursion desired
+    reply[3] = 0x80; // recursion available, no error
+    reply[6..8].copy_from_slice(&(answer as u16).to_be_bytes());
+    if answer {
+        // The name as a pointer to the question's, type A, class IN, a minute, four bytes.
+        reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        reply.extend_from_slice(&address);
+    }
+    reply
+}
+
+#[test]
+fn names_resolve_through_the_resolv_conf_the_container_gets() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    let host = TestHost::new();
+    let stop = host.serve_dns("box-dns.test", [10, 250, 99, 9]);
+    for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
+        let run = lab.run(
+            step,
+            &[
+                "--dns",
+                &host.address,
+                "--",
+                "/bin/box-probe",
+                "resolve",
+                "box-dns.test",
+            ],
+        );
+        assert!(
+            run.stdout.contains("box-dns.test is 10.250.99.9"),
+            "{}: the container's resolver did not reach the test's server: {run}",
+            step_name(step)
+        );
+        // Without --dns, the host's servers, less those on its loopback.
+        let files = lab.run(
+            step,
+            &[
+                "--hostname",
+                "web",
+                "--",
+                "/bin/cat",
+                "/etc/hostname",
+                "/etc/hosts",
+                "/etc/resolv.conf",
+            ],
+        );
+        assert!(files.stdout.starts_with("web\n127.0.0.1\tlocalhost\n"), "{files}");
+        assert!(
+            files.stdout.contains("\tweb\nnameserver ") || files.stdout.contains("\tweb\n# "),
+            "{files}"
+        );
+        assert!(!files.stdout.contains("nameserver 127."), "{files}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The filter table as iptables-save prints it, without counters: to compare before and after.
+fn filter_table() -> String {
+    let out = Command::new("iptables-save")
+        .args(["-t", "filter"])
+        .output_tracked()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(" [").next().unwrap_or(l).to_string() + "\n")
+        .collect()
+}
+
+#[test]
+fn a_host_firewall_that_rejects_forwarding_does_not_cut_the_container_off() {
+    require_root!();
+    let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new();
+    let host = TestHost::new();
+    let before = filter_table();
+    let policy = before
+        .lines()
+        .find_map(|l| l.strip_prefix(":FORWARD "))
+        .unwrap_or("ACCEPT")
+        .to_string();
+    // As ufw leaves a host: FORWARD's policy DROP, and a REJECT rule first.
+    let firewall = |action: &str| {
+        let reject = [
+            "-w",
+            action,
+            "FORWARD",
+            "-j",
+            "REJECT",
+            "-m",
+            "comment",
+            "--comment",
+            "boxtest-ufw",
+        ];
+        let mut args: Vec<&str> = reject.to_vec();
+        if action == "-I" {
+            args.insert(3, "1");
+        }
+        Command::new("iptables").args(args).status_tracked().unwrap()
+    };
+    Command::new("iptables")
+        .args(["-w", "-P", "FORWARD", "DROP"])
+        .status_tracked()
+        .unwrap();
+    firewall("-I");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
+            let run = lab.run(step, &["--", "/bin/ping", "-c", "1", "-W", "2", &host.address]);
+            assert_eq!(
+                run.status,
+                0,
+                "{}: the host's firewall cut the container off: {run}",
+                step_name(step)
+            );
+        }
+    }));
+    firewall("-D");
+    Command::new("iptables")
+        .args(["-w", "-P", "FORWARD", &policy])
+        .status_tracked()
+        .unwrap();
+    assert_eq!(filter_table(), before, "the host's rules are not as they were");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -22,6 +22,7 @@ mod image;
 mod init;
 mod masks;
 mod mounts;
+mod names;
 mod net;
 mod overlay;
 mod publish;
@@ -50,6 +51,7 @@ use crate::errors::Failure;
 use crate::exec::CommandLine;
 use crate::handshake::ChildSide;
 use crate::id::ContainerId;
+use crate::names::NameFiles;
 use crate::overlay::Scratch;
 use crate::state::State;
 use crate::terminal::ContainerEnd;
@@ -75,6 +77,10 @@ struct Args {
     /// The container's network: the workshop's bridge, a veth pair of its own, or none
     #[arg(long, value_enum, default_value = "bridge")]
     net: net::Mode,
+
+    /// A name server for the container's /etc/resolv.conf (repeatable) [default: the host's]
+    #[arg(long, value_name = "IP")]
+    dns: Vec<std::net::Ipv4Addr>,
 
     /// Serve the container's port on the host's (repeatable), like 8080:80
     #[arg(long, value_name = "HOSTPORT:CONTAINERPORT")]
@@ -142,6 +148,7 @@ struct Container {
     layers: Vec<PathBuf>,
     scratch: Scratch,
     hostname: String,
+    names: NameFiles,
     capabilities: caps::CapsHashSet,
     command: CommandLine,
 }
@@ -197,10 +204,12 @@ fn run(args: Args) -> Result<u8, Failure> {
         net::Mode::Veth => Some(net::claim_subnet(&id, &state_dir)?),
         net::Mode::None => None,
     };
+    let address = claim.as_ref().map(|claim| claim.subnet.container);
     let container = Container {
         image,
         layers,
         scratch,
+        names: NameFiles::new(&hostname, address, &args.dns),
         hostname,
         capabilities,
         command: CommandLine::new(args.command),
@@ -343,6 +352,7 @@ fn prepare_and_start(
     mounts::make_mounts_private()?;
     overlay::mount_overlay(&container.layers, &container.scratch)?;
     mounts::pivot_into(&container.scratch.merged())?;
+    container.names.write()?;
     mounts::mount_proc()?;
     dev::mount_dev()?;
     masks::mount_sys()?;

@@ -21,6 +21,8 @@
 //!                                 when that is a terminal) with the TIOCSTI ioctl
 //!   box-probe blockdev MAJ MIN    make a block device node for MAJ:MIN in /tmp (mknod(2)), read
 //!                                 its first bytes, remove it: can it reach a host disk?
+//!   box-probe resolve NAME        ask the first name server of /etc/resolv.conf for NAME's
+//!                                 address (one DNS query over UDP, as a resolver would)
 //!   box-probe check PATH...       for each path: does reading give anything, would a write be
 //!                                 allowed (asked with access(2): nothing is written)
 
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Some("check") => args[1..].iter().for_each(|path| check(path)),
         Some("environ") if args.len() == 2 => environ(&args[1]),
         Some("blockdev") if args.len() == 3 => blockdev(&args[1], &args[2]),
+        Some("resolve") if args.len() == 2 => resolve(&args[1]),
         Some("tiocsti") if args.len() == 2 => tiocsti(&args[1]),
         Some("linger") => linger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         _ => {
@@ -654,4 +657,53 @@ fn blockdev(major: &str, minor: &str) {
     };
     let _ = fs::remove_file("/tmp/box-probe-disk");
     println!("blockdev: {answer}");
+}
+
+/// One DNS query (RFC 1035) for NAME's A record, to the first name server in /etc/resolv.conf.
+fn resolve(name: &str) {
+    let conf = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let Some(server) = conf
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .find_map(|rest| rest.trim().parse::<std::net::Ipv4Addr>().ok())
+    else {
+        println!("resolve: no name server in /etc/resolv.conf");
+        return;
+    };
+    // Header: id 0x2b0c, flags "recursion desired", one question.
+    let mut query = vec![0x2b, 0x0c, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]); // end of name, type A, class IN
+    let answer = (|| -> io::Result<Vec<u8>> {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        socket.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+        socket.send_to(&query, (server, 53))?;
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf)?;
+        Ok(buf[..n].to_vec())
+    })();
+    let reply = match answer {
+        Ok(reply) => reply,
+        Err(err) => {
+            println!("resolve: {server} did not answer ({err})");
+            return;
+        }
+    };
+    // The answer follows the question we sent; its first record's data is the address (this
+    // reads the simple answers a test's server gives: one A record, the name as a pointer).
+    let answers = u16::from_be_bytes([
+        reply.get(6).copied().unwrap_or(0),
+        reply.get(7).copied().unwrap_or(0),
+    ]);
+    let record = query.len();
+    match (answers, reply.get(record + 12..record + 16)) {
+        (1.., Some(a)) => println!(
+            "resolve: {name} is {}.{}.{}.{} (from {server})",
+            a[0], a[1], a[2], a[3]
+        ),
+        _ => println!("resolve: {server} knows no address for {name}"),
+    }
 }
