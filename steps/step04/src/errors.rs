@@ -72,6 +72,7 @@ impl Failure {
     }
 }
 
+// ANCHOR: parse_args
 /// Read the command line. A usage error is told like every other failure of the runtime (one
 /// line, a hint, exit status 125, as docker does); `--help` and `--version` print and exit 0.
 pub fn parse_args<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
@@ -90,6 +91,7 @@ pub fn parse_args<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
         std::process::ExitCode::from(failure.print())
     })
 }
+// ANCHOR_END: parse_args
 
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {

@@ -72,6 +72,7 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    // ANCHOR: scratch_create
     pub fn create(id: &ContainerId, keep: bool) -> Result<Scratch> {
         let root = Path::new(SCRATCH_ROOT);
         // An upper layer on an overlay is refused by the kernel (and happens when this runs
@@ -111,6 +112,7 @@ impl Scratch {
         }
         Ok(scratch)
     }
+    // ANCHOR_END: scratch_create
 
     /// Where the scratch area of container `id` is: recorded before it is made.
     pub fn dir_for(id: &ContainerId) -> PathBuf {

@@ -24,6 +24,7 @@ pub struct State {
 }
 
 impl State {
+    // ANCHOR: create_record
     /// Claim the name `box-ID` for this run. Only one live container may have it.
     pub fn create(id: &ContainerId) -> Result<State> {
         let dir = Path::new(RUN).join(format!("{PREFIX}{id}"));
@@ -56,6 +57,7 @@ impl State {
         }
         Ok(State { dir })
     }
+    // ANCHOR_END: create_record
 
     /// The name everything of this container is called on the host: `box-ID`.
     pub fn name(&self) -> String {
@@ -82,6 +84,7 @@ impl State {
     }
 }
 
+// ANCHOR: drop_record
 impl Drop for State {
     /// The pid goes last: a record without one is a runtime's that died while removing it.
     fn drop(&mut self) {
@@ -94,7 +97,9 @@ impl Drop for State {
         let _ = fs::remove_dir(&self.dir);
     }
 }
+// ANCHOR_END: drop_record
 
+// ANCHOR: rename_noreplace
 /// rename(2), but failing instead of replacing what is at `to` (renameat2, RENAME_NOREPLACE):
 /// two runtimes given the same --name cannot both take it.
 fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
@@ -117,7 +122,9 @@ fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
         .map(drop)
         .with_context(|| format!("failed to rename {} to {}", from.display(), to.display()))
 }
+// ANCHOR_END: rename_noreplace
 
+// ANCHOR: runtime_alive
 /// When process `pid` started, in clock ticks after boot: field 22 of /proc/PID/stat.
 fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -148,6 +155,7 @@ fn runtime_alive(dir: &Path) -> bool {
         _ => false,
     }
 }
+// ANCHOR_END: runtime_alive
 
 fn only_known_files(dir: &Path) -> bool {
     fs::read_dir(dir)

@@ -261,6 +261,7 @@ pub fn connect(mode: Mode, init: Pid, link: &str, subnet: Option<Subnet>) -> Res
 }
 // ANCHOR_END: connect
 
+// ANCHOR: refuse_router_advertisements
 /// accept_ra = 0 on a link of the host (where the kernel has IPv6 at all): the host must not
 /// take router advertisements from a container, which keeps CAP_NET_RAW and could send them to
 /// change the host's own routes (CVE-2020-13401).
@@ -272,6 +273,7 @@ pub fn refuse_router_advertisements(link: &str) -> Result<()> {
     trace!("write({knob:?}, \"0\")");
     fs::write(&knob, "0").with_context(|| format!("failed to write {knob}"))
 }
+// ANCHOR_END: refuse_router_advertisements
 
 /// Remove claims whose container is gone (left by a killed runtime). Quiet, like the sweep of
 /// stale records.

@@ -65,6 +65,7 @@ pub fn listen(ports: &[Port]) -> Result<Vec<(Port, TcpListener)>> {
 // ANCHOR_END: listen
 
 // ANCHOR: forward
+// ANCHOR: proxy_loop
 /// Copy every connection to `listener` to `container`'s port, on one thread of the runtime per
 /// published port. One thread and two descriptors per connection would let a few hundred idle
 /// clients exhaust the runtime's descriptors: instead one poll(2) loop serves them all, holds
@@ -133,7 +134,9 @@ fn serve(listener: TcpListener, target: SocketAddr) {
         }
     }
 }
+// ANCHOR_END: proxy_loop
 
+// ANCHOR: accept_all
 /// Take every waiting client, up to `most` connections in all.
 fn accept_all(listener: &TcpListener, target: SocketAddr, connections: &mut Vec<Connection>, most: usize) {
     while connections.len() < most {
@@ -186,6 +189,7 @@ fn connect_without_waiting(target: SocketAddr) -> io::Result<TcpStream> {
         Err(errno) => Err(errno.into()),
     }
 }
+// ANCHOR_END: accept_all
 
 impl Connection {
     /// What to poll each side for: read while its data has room, write while data waits for
