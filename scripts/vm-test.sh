@@ -201,7 +201,7 @@ cat > "$suite_root/work/suite.sh" <<SUITE
 # Each test binary as cargo test runs it: from the package's directory, one after another.
 hostname boxvm
 cd $top/tests
-export BOX_PREBUILT=1 INSTA_UPDATE=$([ $record = yes ] && echo always || echo no) CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+export BOX_PREBUILT=1 BOX_QUICK=1 INSTA_UPDATE=$([ $record = yes ] && echo always || echo no) CI=true PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 while read -r exe; do
     name=\$(basename "\$exe" | sed 's/-[0-9a-f]*\$//')
     "\$exe" --test-threads=2 > /tmp/out 2>&1

@@ -175,3 +175,14 @@ pub fn scope_prefix() -> &'static [&'static str] {
         }
     })
 }
+
+/// How many times a soak or fault-injection test repeats: all of them, unless `BOX_QUICK` is
+/// set (scripts/vm-test.sh sets it: the VMs run under software emulation, where one container
+/// start takes a second, and these tests run in full on the host anyway).
+pub fn repetitions(full: usize, quick: usize) -> usize {
+    if std::env::var_os("BOX_QUICK").is_some() {
+        quick
+    } else {
+        full
+    }
+}

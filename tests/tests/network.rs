@@ -506,29 +506,32 @@ fn eight_containers_at_once_each_publish_a_port() {
     }
 }
 
-/// What the workshop has on the host now: links, firewall rules, cgroups and /run entries.
-fn workshop_footprint() -> (usize, usize, usize, usize) {
-    let links = fs::read_dir("/sys/class/net")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("box-"))
-                .count()
-        })
-        .unwrap_or(0);
+/// What `lab`'s containers have on the host now (links, cgroups, /run entries, named after
+/// them), and the bridge's firewall rules (the other bridge tests take turns with this one).
+fn workshop_footprint(lab: &Lab) -> (usize, usize, usize, usize) {
+    let names = lab.names();
+    let ours = |name: &str| names.iter().any(|n| name.contains(&format!("box-{n}")));
+    let count = |dir: &str| {
+        fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| ours(&e.file_name().to_string_lossy()))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
     let rules = bridge_rules().lines().count();
     let cgroups = Command::new("find")
         .args(["/sys/fs/cgroup", "-name", "box-*", "-type", "d"])
         .output_tracked()
-        .map(|out| String::from_utf8_lossy(&out.stdout).lines().count())
-        .unwrap_or(0);
-    let run = fs::read_dir("/run")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("box-"))
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| ours(l))
                 .count()
         })
         .unwrap_or(0);
-    (links, rules, cgroups, run)
+    (count("/sys/class/net"), rules, cgroups, count("/run"))
 }
 
 #[test]
@@ -537,13 +540,13 @@ fn two_hundred_containers_in_a_row_leave_nothing_behind() {
     let _turn = BRIDGE_USERS.lock().unwrap_or_else(|p| p.into_inner());
     let lab = Lab::new();
     for step in steps_from(FIRST_STEP_WITH_BRIDGE) {
-        let before = workshop_footprint();
-        for i in 0..200 {
+        let before = workshop_footprint(&lab);
+        for i in 0..box_tests::binaries::repetitions(200, 10) {
             let run = lab.run(step, &["--", "/bin/true"]);
             assert_eq!(run.status, 0, "run {i}: {run}");
         }
         assert_eq!(
-            workshop_footprint(),
+            workshop_footprint(&lab),
             before,
             "{}: (links, rules, cgroups, /run entries)",
             step_name(step)
