@@ -64,6 +64,15 @@ pub fn listen(ports: &[Port]) -> Result<Vec<(Port, TcpListener)>> {
 }
 // ANCHOR_END: listen
 
+/// Serve every published port, once the container runs at `container`: only a container on
+/// the bridge has ports to publish, and it always has an address.
+pub fn forward_all(listeners: Vec<(Port, TcpListener)>, container: Option<Ipv4Addr>) {
+    let Some(container) = container else { return };
+    for (port, listener) in listeners {
+        forward(listener, container, port);
+    }
+}
+
 // ANCHOR: forward
 /// Copy every connection to `listener` to `container`'s port, on one thread of the runtime per
 /// published port. One thread and two descriptors per connection would let a few hundred idle
