@@ -162,11 +162,7 @@ fn run(args: Args) -> Result<u8, Failure> {
     uts::validate_hostname(&hostname)?;
     let capabilities = capabilities::to_keep(&args.cap_add, &args.cap_drop)?;
     let limits = limits_from(&args)?;
-    let ports = args
-        .publish
-        .iter()
-        .map(|spec| publish::parse(spec))
-        .collect::<Result<Vec<_>>>()?;
+    let ports = publish::parse_all(&args.publish)?;
     net::check(args.net, !ports.is_empty())?;
     errors::require_root()?;
     let listeners = publish::listen(&ports)?;

@@ -37,6 +37,11 @@ pub fn parse(spec: &str) -> Result<Port> {
     }
 }
 
+/// Every `--publish` of the command line.
+pub fn parse_all(specs: &[String]) -> Result<Vec<Port>> {
+    specs.iter().map(|spec| parse(spec)).collect()
+}
+
 // ANCHOR: listen
 /// Take the host's ports now, before the container exists: a port in use is bad input.
 pub fn listen(ports: &[Port]) -> Result<Vec<(Port, TcpListener)>> {
