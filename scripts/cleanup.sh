@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Remove everything the workshop's steps ever left on this host: all of it is named with the
 # prefix "box-" (state directories /run/box-ID, scratch areas /var/tmp/box-ID, cgroups box-ID,
-# links box-ID, network namespaces, firewall rules commented box-…). A container whose runtime is still alive is left alone.
+# links box-ID, network namespaces, firewall rules commented box-… and the chain box-forward they
+# live in). A container whose runtime is still alive is left alone.
 #   scripts/cleanup.sh          remove leftovers, saying what was removed
 #   scripts/cleanup.sh --kept   also remove the scratch areas kept on purpose with --keep
 #   scripts/cleanup.sh --check  only list them; exit 1 if there are any (CI's final check)
@@ -84,11 +85,12 @@ for ns in /run/netns/$PREFIX*; do
     act "network namespace ${ns##*/}" ip netns delete "${ns##*/}"
 done
 # The bridge (step 10) belongs to every container on it: it is in use while a link is attached
-# to it, as step 10 itself decides, and it is the workshop's only if step 10 made it (its alias,
-# which also keeps the host's old ip_forward).
+# to it, as step 10 itself decides, and it is the workshop's if step 10 made it (its alias,
+# which also keeps the host's old ip_forward; a bridge without one is a runtime's killed
+# between making it and naming it, before it changed ip_forward).
 bridge=/sys/class/net/${PREFIX}br0
 bridge_in_use() { [ -n "$(ls -A "$bridge/brif" 2>/dev/null)" ]; }
-ours() { case "$(cat "$bridge/ifalias" 2>/dev/null)" in "box workshop bridge"*) return 0 ;; esac; return 1; }
+ours() { case "$(cat "$bridge/ifalias" 2>/dev/null)" in "box workshop bridge"*|"") return 0 ;; esac; return 1; }
 if command -v ip >/dev/null; then
     # The containers' links first: a dead container's link may still be attached to the bridge.
     for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
@@ -109,7 +111,9 @@ if command -v ip >/dev/null; then
     fi
 fi
 
-# Firewall rules the steps tagged with a "box-" comment (the bridge's stay while it is in use).
+# Firewall rules the steps tagged with a "box-" comment (the bridge's stay while it is in use),
+# then the chains of the workshop's own (box-forward, which the top of FORWARD jumps to), which
+# belong to the bridge too.
 for tool in iptables ip6tables; do
     command -v "$tool" >/dev/null || continue
     for table in nat filter; do
@@ -117,6 +121,10 @@ for tool in iptables ip6tables; do
             case "$rule" in *"--comment ${PREFIX}br0 "*|*"--comment \"${PREFIX}br0\""*) bridge_in_use && continue ;; esac
             act "$tool -t $table rule: $rule" sh -c "$tool -t $table $(echo "$rule" | sed 's/^-A /-D /')"
         done < <("$tool" -t "$table" -S 2>/dev/null | grep -- "--comment \"\?$PREFIX")
+        while read -r chain; do
+            bridge_in_use && continue
+            act "$tool -t $table chain: $chain" sh -c "$tool -t $table -F $chain && $tool -t $table -X $chain"
+        done < <("$tool" -t "$table" -S 2>/dev/null | sed -n "s/^-N \(${PREFIX}[^ ]*\)\$/\1/p")
     done
 done
 

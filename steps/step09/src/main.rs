@@ -21,6 +21,7 @@ mod init;
 mod masks;
 mod mounts;
 mod net;
+mod netlink;
 mod overlay;
 mod seccomp;
 mod size;
@@ -159,7 +160,6 @@ fn run(args: Args) -> Result<u8, Failure> {
     mounts::check_image(&image)?;
     let layers = overlay::check_layers(&image, &args.layer)?;
     overlay::check_kernel()?;
-    net::check_tools()?;
 
     // The cgroup exists before the container does, so its first process is born limited.
     let host = cgroup::detect_host()?;
@@ -172,10 +172,8 @@ fn run(args: Args) -> Result<u8, Failure> {
     let cgroup = Cgroup::create(&host, &state.name(), &limits)?;
     state.record_scratch(&Scratch::dir_for(&id), args.keep)?;
     let scratch = Scratch::create(&id, args.keep)?;
-    let claim = match args.net {
-        net::Mode::Veth => Some(net::claim_subnet(&id, &Path::new("/run").join(state.name()))?),
-        net::Mode::None => None,
-    };
+    // The container's subnet is claimed now; its links are made once it exists.
+    let mut network = net::Network::prepare(args.net, &id, &Path::new("/run").join(state.name()))?;
     let container = Container {
         image,
         layers,
@@ -211,14 +209,8 @@ fn run(args: Args) -> Result<u8, Failure> {
 
     // Init joins the cgroup before it may go on: all it forks, the command too, is born there.
     cgroup.add_process(pid)?;
-    // And it has a network before it goes on. The host's end is deleted when `host_link` is
-    // dropped, at the end of the run.
-    let host_link = net::connect(
-        args.net,
-        pid,
-        &state.name(),
-        claim.as_ref().map(|claim| claim.subnet),
-    )?;
+    // And it has a network before it goes on.
+    network.attach(pid, &state.name())?;
     parent.release_child()?;
     // From here until `finish`, our terminal is raw and relays to the container's.
     let console = terminal.take_console()?;
@@ -238,9 +230,8 @@ fn run(args: Args) -> Result<u8, Failure> {
             container.scratch.upper().display()
         );
     }
-    // Dropped here, in reverse order: the host's end of the veth pair, the scratch area (with
-    // the container), the cgroup, then the record.
-    drop(host_link);
+    // Dropped here, in reverse order: the network (its link goes with the container), the
+    // scratch area, the cgroup, then the record.
     Ok(status)
 }
 // ANCHOR_END: run

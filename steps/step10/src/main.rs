@@ -24,6 +24,7 @@ mod masks;
 mod mounts;
 mod names;
 mod net;
+mod netlink;
 mod overlay;
 mod publish;
 mod seccomp;
@@ -168,24 +169,14 @@ fn run(args: Args) -> Result<u8, Failure> {
     uts::validate_hostname(&hostname)?;
     let capabilities = capabilities::to_keep(&args.cap_add, &args.cap_drop)?;
     let limits = limits_from(&args)?;
-    let ports = args
-        .publish
-        .iter()
-        .map(|spec| publish::parse(spec))
-        .collect::<Result<Vec<_>>>()?;
-    if !ports.is_empty() && args.net != net::Mode::Bridge {
-        return Err(anyhow::anyhow!("--publish needs the bridge network (--net bridge)").into());
-    }
+    let ports = publish::parse_all(&args.publish)?;
+    net::check(args.net, !ports.is_empty())?;
     errors::require_root()?;
     let listeners = publish::listen(&ports)?;
     let image = image::locate(args.rootfs.as_deref())?;
     mounts::check_image(&image)?;
     let layers = overlay::check_layers(&image, &args.layer)?;
     overlay::check_kernel()?;
-    net::check_tools()?;
-    if args.net == net::Mode::Bridge {
-        bridge::check_tools()?;
-    }
 
     // The cgroup exists before the container does, so its first process is born limited.
     let host = cgroup::detect_host()?;
@@ -198,13 +189,9 @@ fn run(args: Args) -> Result<u8, Failure> {
     let cgroup = Cgroup::create(&host, &state.name(), &limits)?;
     state.record_scratch(&Scratch::dir_for(&id), args.keep)?;
     let scratch = Scratch::create(&id, args.keep)?;
-    let state_dir = Path::new("/run").join(state.name());
-    let claim = match args.net {
-        net::Mode::Bridge => Some(net::claim_bridge_address(&id, &state_dir)?),
-        net::Mode::Veth => Some(net::claim_subnet(&id, &state_dir)?),
-        net::Mode::None => None,
-    };
-    let address = claim.as_ref().map(|claim| claim.subnet.container);
+    // The container's address is claimed now; its links are made once it exists.
+    let mut network = net::Network::prepare(args.net, &id, &Path::new("/run").join(state.name()))?;
+    let address = network.container_address();
     let container = Container {
         image,
         layers,
@@ -241,19 +228,8 @@ fn run(args: Args) -> Result<u8, Failure> {
 
     // Init joins the cgroup before it may go on: all it forks, the command too, is born there.
     cgroup.add_process(pid)?;
-    // And it has a network before it goes on. The host's end is deleted when `host_link` is
-    // dropped; then `membership` is, and the last container on the bridge removes it. The
-    // bridge is made (by the first container) and joined under a lock, so that the last
-    // container of another runtime cannot remove it in between.
-    let subnet = claim.as_ref().map(|claim| claim.subnet);
-    let _membership = (args.net == net::Mode::Bridge).then_some(bridge::Membership);
-    let host_link = {
-        let lock = bridge::lock()?;
-        if args.net == net::Mode::Bridge {
-            bridge::ensure_bridge(&lock)?;
-        }
-        net::connect(args.net, pid, &state.name(), subnet)?
-    };
+    // And it has a network before it goes on (on the bridge, which the first container makes).
+    network.attach(pid, &state.name())?;
     parent.release_child()?;
     // From here until `finish`, our terminal is raw and relays to the container's.
     let console = terminal.take_console()?;
@@ -263,11 +239,7 @@ fn run(args: Args) -> Result<u8, Failure> {
         return Err(failure);
     }
     // The container runs: serve its published ports.
-    if let Some(subnet) = subnet {
-        for (port, listener) in listeners {
-            publish::forward(listener, subnet.container, port);
-        }
-    }
+    publish::forward_all(listeners, network.container_address());
     let stop_timeout = Duration::from_secs(args.stop_timeout);
     let status = supervise::wait_for_container(pid, stop_timeout)?;
     console.finish();
@@ -279,9 +251,8 @@ fn run(args: Args) -> Result<u8, Failure> {
             container.scratch.upper().display()
         );
     }
-    // Dropped here, in reverse order: the host's end of the veth pair, the bridge membership,
-    // the scratch area (with the container), the cgroup, then the record.
-    drop(host_link);
+    // Dropped here, in reverse order: the network (its link goes with the container; the last
+    // one out removes the bridge), the scratch area, the cgroup, then the record.
     Ok(status)
 }
 // ANCHOR_END: run

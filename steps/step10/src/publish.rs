@@ -37,6 +37,11 @@ pub fn parse(spec: &str) -> Result<Port> {
     }
 }
 
+/// Every `--publish` of the command line.
+pub fn parse_all(specs: &[String]) -> Result<Vec<Port>> {
+    specs.iter().map(|spec| parse(spec)).collect()
+}
+
 // ANCHOR: listen
 /// Take the host's ports now, before the container exists: a port in use is bad input.
 pub fn listen(ports: &[Port]) -> Result<Vec<(Port, TcpListener)>> {
@@ -63,6 +68,15 @@ pub fn listen(ports: &[Port]) -> Result<Vec<(Port, TcpListener)>> {
     Ok(listeners)
 }
 // ANCHOR_END: listen
+
+/// Serve every published port, once the container runs at `container`: only a container on
+/// the bridge has ports to publish, and it always has an address.
+pub fn forward_all(listeners: Vec<(Port, TcpListener)>, container: Option<Ipv4Addr>) {
+    let Some(container) = container else { return };
+    for (port, listener) in listeners {
+        forward(listener, container, port);
+    }
+}
 
 // ANCHOR: forward
 // ANCHOR: proxy_loop
