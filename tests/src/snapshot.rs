@@ -36,6 +36,8 @@ pub fn settings() -> insta::Settings {
     // Which loop device stands in for a host disk (loop(4): the major is always 7).
     settings.add_filter(r"/dev/loop\d+", "/dev/loop[N]");
     settings.add_filter(r"\bb 7 \d+", "b 7 [N]");
+    // iptables-nft's note when the host also has iptables-legacy tables (a fact of the host).
+    settings.add_filter(r"(?m)^# Warning: iptables-legacy tables present[^\n]*\n", "");
     // How many CPUs the recording machine has, where an error message says it.
     settings.add_filter(r"this machine has \d+", "this machine has [N]");
     // The transient systemd scope each runtime gets on a cgroup v2 host with systemd.
