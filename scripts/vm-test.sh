@@ -72,7 +72,7 @@ copy_with_libs() {
 for tool in /usr/bin/ip /usr/bin/nsenter /usr/sbin/xtables-nft-multi; do copy_with_libs "$tool"; done
 for plugin in /usr/lib/x86_64-linux-gnu/xtables/*.so; do copy_with_libs "$plugin"; done
 for name in ip nsenter; do ln -sf "/usr/bin/$name" "$initrd/sbin/$name"; done
-ln -sf /usr/sbin/xtables-nft-multi "$initrd/sbin/iptables"
+for name in iptables iptables-save iptables-restore; do ln -sf /usr/sbin/xtables-nft-multi "$initrd/sbin/$name"; done
 rm -f "$initrd/bin/ip" "$initrd/bin/nsenter"   # the host's, not busybox's (-batch)
 cp /etc/protocols /etc/services "$initrd/etc/" 2>/dev/null || true
 for step in target/release/step[0-9][0-9]; do copy_with_libs "$top/$step"; cp "$step" "$initrd/work/bin/"; done
