@@ -195,7 +195,10 @@ cp -a tests/snapshots "$mirror/tests/" && cp -a tests/probe/src "$mirror/tests/p
 for step in target/debug/step[0-9][0-9]; do strip -o "$mirror/$step" "$step"; done
 cp target/probe/release/box-probe "$mirror/target/probe/release/"
 : > "$suite_root/work/suite-tests"
-for exe in $tests; do strip -o "$suite_root$exe" "$exe"; echo "$exe" >> "$suite_root/work/suite-tests"; done
+# cleanup.rs last: its tests kill runtimes and sweep the whole host, as a real clean-up would.
+for exe in $(printf '%s\n' $tests | grep -v '/cleanup-') $(printf '%s\n' $tests | grep '/cleanup-'); do
+    strip -o "$suite_root$exe" "$exe"; echo "$exe" >> "$suite_root/work/suite-tests"
+done
 cat > "$suite_root/work/suite.sh" <<SUITE
 #!/bin/sh
 # Each test binary as cargo test runs it: from the package's directory, one after another.

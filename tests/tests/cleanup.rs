@@ -207,11 +207,13 @@ fn a_runtime_killed_at_any_phase_leaves_nothing_after_the_next_run_and_cleanup()
             .filter(|l| l.starts_with("[parent]"))
             .map(String::from)
             .collect();
-        // Every phase on the host; in the VMs a few, spread over the run.
-        let stride = phases
-            .len()
-            .div_ceil(box_tests::binaries::repetitions(phases.len(), 4));
-        for (n, phase) in phases.iter().enumerate().step_by(stride) {
+        // Every phase, on the host. Not in the VMs (BOX_QUICK): under software emulation,
+        // Debian's 6.1 kernel there locked up in the tests that came after a run of this one.
+        if box_tests::binaries::repetitions(1, 0) == 0 {
+            eprintln!("skipped in the VMs: the fault injection runs on the host");
+            return;
+        }
+        for (n, phase) in phases.iter().enumerate() {
             let mut command = lab.step_command(step, &args);
             command
                 .stdin(std::process::Stdio::null())
