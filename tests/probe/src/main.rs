@@ -633,7 +633,13 @@ fn blockdev(major: &str, minor: &str) {
         println!("blockdev: bad device numbers");
         return;
     };
-    let path = CString::new("/tmp/box-probe-disk").unwrap();
+    // A name of this run's own: steps 1 to 4 share the lab's image, and the matrix runs their
+    // columns at the same time.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let name = format!("/tmp/box-probe-disk-{}-{nanos}", std::process::id());
+    let path = CString::new(name.as_str()).unwrap();
     // SAFETY: a valid NUL-terminated path; makedev and mknod take plain integers.
     if unsafe { libc::mknod(path.as_ptr(), libc::S_IFBLK | 0o600, libc::makedev(major, minor)) } != 0 {
         println!(
@@ -642,7 +648,7 @@ fn blockdev(major: &str, minor: &str) {
         );
         return;
     }
-    let answer = match fs::File::open("/tmp/box-probe-disk") {
+    let answer = match fs::File::open(&name) {
         Err(err) => format!("open refused ({})", errno_name(&err)),
         Ok(mut disk) => {
             let mut buf = [0u8; 64];
@@ -655,7 +661,7 @@ fn blockdev(major: &str, minor: &str) {
             }
         }
     };
-    let _ = fs::remove_file("/tmp/box-probe-disk");
+    let _ = fs::remove_file(&name);
     println!("blockdev: {answer}");
 }
 
