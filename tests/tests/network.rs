@@ -555,9 +555,11 @@ fn two_hundred_containers_in_a_row_leave_nothing_behind() {
     }
 }
 
-/// A host of the test's own outside the workshop's bridge: a network namespace joined to the
-/// host by a veth pair, at 10.250.N.2 (the host's end is 10.250.N.1). Removed when dropped.
+/// A host of the test's own outside the workshop's bridge: a network namespace, held by a
+/// sleeping process of the test's (no name under /run/netns, so no mount on the host), joined to
+/// the host by a veth pair, at 10.250.N.2 (the host's end is 10.250.N.1). Gone when dropped.
 struct TestHost {
+    holder: std::process::Child,
     netns: String,
     link: String,
     address: String,
@@ -566,21 +568,30 @@ struct TestHost {
 impl TestHost {
     fn new() -> TestHost {
         let n = std::process::id() % 200 + 20;
-        let netns = format!("boxtest-host-{n}");
         let link = format!("boxtest{n}");
+        let mut sleeper = Command::new("unshare");
+        sleeper.args(["--net", "sleep", "600"]);
+        let holder = box_tests::guard::spawn(&mut sleeper).expect("unshare");
+        let pid = holder.id();
+        // unshare makes the namespace, then execs sleep: wait until it is a namespace of its own.
+        let own = fs::read_link("/proc/self/ns/net").unwrap();
+        while fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|ns| ns == own) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let script = format!(
-            "ip netns add {netns} && ip link add {link} type veth peer name eth0 netns {netns} && \
+            "ip link add {link} type veth peer name eth0 netns {pid} && \
              ip addr add 10.250.{n}.1/30 dev {link} && ip link set {link} up && \
-             ip -n {netns} addr add 10.250.{n}.2/30 dev eth0 && ip -n {netns} link set eth0 up && \
-             ip -n {netns} link set lo up"
+             nsenter --target={pid} --net sh -c 'ip addr add 10.250.{n}.2/30 dev eth0 && \
+             ip link set eth0 up && ip link set lo up'"
         );
         let made = Command::new("sh").args(["-c", &script]).status_tracked().unwrap();
         let host = TestHost {
-            netns,
+            holder,
+            netns: format!("/proc/{pid}/ns/net"),
             link,
             address: format!("10.250.{n}.2"),
         };
-        assert!(made.success(), "could not make the test's host {}", host.netns);
+        assert!(made.success(), "could not make the test's host in {}", host.netns);
         host
     }
 
@@ -593,10 +604,7 @@ impl TestHost {
     ) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         use std::os::fd::AsRawFd;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (netns, listen) = (
-            format!("/run/netns/{}", self.netns),
-            format!("{}:53", self.address),
-        );
+        let (netns, listen) = (self.netns.clone(), format!("{}:53", self.address));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let flag = stop.clone();
         std::thread::spawn(move || {
@@ -626,9 +634,10 @@ impl Drop for TestHost {
         let _ = Command::new("ip")
             .args(["link", "delete", &self.link])
             .status_tracked();
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.netns])
-            .status_tracked();
+        // The namespace goes with the last process in it.
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+        box_tests::guard::untrack(self.holder.id());
     }
 }
 
