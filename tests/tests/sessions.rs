@@ -231,7 +231,7 @@ session_test!(step03_orphans, |lab| [lab.session(
 )]);
 
 session_test!(step03_stopping, |lab| [
-    lab.shell_session(3, "STEP -- /bin/sleep 30 & sleep 0.5; kill $!; wait $!"),
+    lab.shell_session(3, "STEP -- /bin/sleep 30 & sleep 2; kill $!; wait $!"),
     lab.shell_session(
         3,
         "STEP --stop-timeout 1 -- /bin/sh -c \"trap '' TERM; sleep 30\" & sleep 1; kill $!; wait $!",
