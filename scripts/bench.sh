@@ -328,7 +328,7 @@ mkdir -p "$(dirname "$out")"
             "'umount /sys/fs/cgroup/unified && exec …'\`, which its time and RSS include." ;;
     esac
     para "² Steps 9 and 10 always make a network namespace: with \`--net none\` it has \`lo\`" \
-        "only (brought up with \`nsenter\` and \`ip\`)."
+        "only (brought up through netlink, from the runtime)."
     para "Peak RSS is that of the largest process among the command and those it waited" \
         "for (\`/usr/bin/time -f %M\`), not their sum."
     echo "**A veth pair, the container's end made in its namespace or moved there** ($pairs pairs, one \`ip -batch\` each)"
