@@ -7,7 +7,8 @@
 # from the first of
 #
 #   1. this machine's own, when it is an aarch64 machine;
-#   2. rustup's, when it has the target (`rustup target add aarch64-unknown-linux-gnu`);
+#   2. rustup's, when it has the target (`rustup target add aarch64-unknown-linux-gnu`), or when
+#      this is not root and rustup is there: then it adds the target (a download, once);
 #   3. Debian's: the compiler (rustc-web on Debian 12, from bookworm-security) with its standard
 #      library for this machine and for arm64 (libstd-rust-web-dev is a multiarch package), and
 #      the libraries it loads that this machine lacks (LLVM), downloaded with apt and unpacked in
@@ -46,6 +47,11 @@ if [ $debian = no ] && [ "$(uname -m)" = aarch64 ]; then
     how="this aarch64 machine's compiler"
 elif [ $debian = no ] && has_std "${RUSTC:-rustc}"; then
     how="${RUSTC:-rustc} and its $target standard library"
+elif [ $debian = no ] && [ "$(id -u)" -ne 0 ] && command -v rustup >/dev/null; then
+    # A learner's machine: rustup downloads the target's standard library, no root needed.
+    say "adding rustup's $target standard library (once)"
+    rustup target add "$target" >/dev/null
+    how="rustup's $target standard library"
 else
     { command -v apt-get && command -v dpkg-deb; } >/dev/null ||
         die "no compiler here has the $target standard library, and this is not a Debian/Ubuntu system" \

@@ -94,13 +94,37 @@ fn cargo(args: &[&str]) {
         return;
     }
     let cargo = option_env!("CARGO").unwrap_or("cargo");
-    let status = crate::guard::status(Command::new(cargo).args(args).current_dir(workspace()))
+    let status = crate::guard::status(cargo_as_learner(cargo).args(args).current_dir(workspace()))
         .unwrap_or_else(|err| panic!("failed to run {cargo}: {err}"));
     assert!(
         status.success(),
         "`cargo {}` failed: see its output above",
         args.join(" ")
     );
+}
+
+/// The tests run as root, through sudo for a learner who is not (scripts/as-root), but what they
+/// build belongs to the learner: a target/ with files owned by root would stop their next
+/// `cargo build`. So cargo runs as the user who called sudo, with that user's home (their
+/// ~/.cargo), and is told where rustc is: sudo's `secure_path` has no ~/.cargo/bin, and the
+/// cargo that built this test (rustup's toolchain directory, or /usr/bin) has rustc beside it.
+fn cargo_as_learner(cargo: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(cargo);
+    let beside = Path::new(cargo).with_file_name("rustc");
+    if std::env::var_os("RUSTC").is_none() && beside.is_absolute() && beside.is_file() {
+        command.env("RUSTC", beside);
+    }
+    let id = |name| std::env::var(name).ok().and_then(|id| id.parse::<u32>().ok());
+    if let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) {
+        if uid != 0 && nix::unistd::geteuid().is_root() {
+            command.uid(uid).gid(gid);
+            if let Ok(Some(user)) = nix::unistd::User::from_uid(uid.into()) {
+                command.env("HOME", user.dir).env("USER", user.name);
+            }
+        }
+    }
+    command
 }
 
 /// The path of `stepNN`, built with the same profile as the tests.
