@@ -36,6 +36,8 @@ command -v cc >/dev/null || missing+=(gcc)
 if ! { command -v cc >/dev/null && [ -f "$(cc -print-file-name=libc.a)" ]; }; then missing+=(libc6-dev); fi
 command -v mount >/dev/null || missing+=(mount)
 command -v ps >/dev/null || missing+=(procps)
+# For scripts/build-book.sh, which draws the book's diagrams with Graphviz.
+command -v dot >/dev/null || missing+=(graphviz)
 # For scripts/vm-test.sh, which runs every step on a cgroup v2 kernel in QEMU.
 if [ "$(uname -m)" = x86_64 ]; then
     command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
