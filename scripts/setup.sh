@@ -38,6 +38,8 @@ command -v mount >/dev/null || missing+=(mount)
 command -v ps >/dev/null || missing+=(procps)
 # For scripts/test-as-learner.sh, which runs the tests as a user who has sudo, as learners do.
 command -v sudo >/dev/null || missing+=(sudo)
+# For scripts/build-book.sh, which draws the book's diagrams with Graphviz.
+command -v dot >/dev/null || missing+=(graphviz)
 # For scripts/vm-test.sh, which runs every step on a cgroup v2 kernel in QEMU.
 if [ "$(uname -m)" = x86_64 ]; then
     command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)

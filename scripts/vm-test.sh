@@ -190,7 +190,7 @@ echo boxvm > "$suite_root/etc/hostname"
 mirror="$suite_root$top"
 mkdir -p "$mirror/target/debug/deps" "$mirror/target/probe/release" "$mirror/tests/probe"
 cp -a rootfs layers scripts steps "$mirror/"
-mkdir -p "$mirror/book" && cp -a book/src book/book.toml "$mirror/book/"
+mkdir -p "$mirror/book" && cp -a book/src book/book.toml book/diagrams "$mirror/book/"
 cp -a tests/snapshots "$mirror/tests/" && cp -a tests/probe/src "$mirror/tests/probe/"
 for step in target/debug/step[0-9][0-9]; do strip -o "$mirror/$step" "$step"; done
 cp target/probe/release/box-probe "$mirror/target/probe/release/"

@@ -3,6 +3,10 @@
 //! in book/src: the file exists, a named anchor exists and is not empty, and a snapshot is
 //! included from the line after insta's three-line header. scripts/build-book.sh runs it
 //! before `mdbook build`.
+//!
+//! It checks the images too. A diagram, `![alt](diagrams/NAME.svg)`, is drawn by
+//! scripts/build-book.sh from `book/diagrams/NAME.dot` (the SVG is not in git), so its source
+//! must exist, and every source must be shown somewhere: a diagram no chapter shows would rot.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -94,6 +98,118 @@ fn problem(chapter: &Path, directive: &str) -> Option<String> {
     }
 }
 
+/// Every image in a chapter, outside fenced code blocks: (line number, alt text, target).
+fn images(text: &str) -> Vec<(usize, String, String)> {
+    let mut found = Vec::new();
+    let mut in_code = false;
+    for (number, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(start) = rest.find("![") {
+            let after = &rest[start + 2..];
+            let Some(close) = after.find("](") else {
+                break;
+            };
+            let target = &after[close + 2..];
+            let Some(end) = target.find(')') else {
+                break;
+            };
+            found.push((
+                number + 1,
+                after[..close].to_string(),
+                target[..end].trim().to_string(),
+            ));
+            rest = &target[end + 1..];
+        }
+    }
+    found
+}
+
+/// What is wrong with one image, if anything. `diagrams` is book/diagrams, where the sources
+/// of the chapters' `diagrams/NAME.svg` are.
+fn image_problem(chapter: &Path, diagrams: &Path, alt: &str, target: &str) -> Option<String> {
+    if alt.trim().is_empty() {
+        return Some(format!(
+            "{target}: an image needs alt text, `![what it shows]({target})`"
+        ));
+    }
+    if let Some(file) = target.strip_prefix("diagrams/") {
+        let Some(name) = file.strip_suffix(".svg") else {
+            return Some(format!(
+                "{target}: a diagram is an SVG drawn from book/diagrams/NAME.dot: `diagrams/NAME.svg`"
+            ));
+        };
+        let source = diagrams.join(format!("{name}.dot"));
+        return (!source.is_file()).then(|| {
+            format!("{target}: no such diagram: its source book/diagrams/{name}.dot does not exist")
+        });
+    }
+    (!chapter.parent().unwrap().join(target).is_file()).then(|| format!("{target}: no such image"))
+}
+
+/// The names of the diagrams' sources, book/diagrams/NAME.dot.
+fn diagram_sources(diagrams: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(diagrams)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "dot"))
+                .filter_map(|path| Some(path.file_stem()?.to_str()?.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_image_in_the_book_resolves_and_every_diagram_is_shown() {
+    let src = workspace().join("book/src");
+    let diagrams = workspace().join("book/diagrams");
+    let mut chapters = Vec::new();
+    markdown_files(&src, &mut chapters);
+    chapters.sort();
+    let mut problems = Vec::new();
+    let mut shown = Vec::new();
+    for chapter in &chapters {
+        let text = fs::read_to_string(chapter).unwrap();
+        for (line, alt, target) in images(&text) {
+            if let Some(why) = image_problem(chapter, &diagrams, &alt, &target) {
+                problems.push(format!(
+                    "{}:{line}: {why}",
+                    chapter.strip_prefix(workspace()).unwrap().display()
+                ));
+            }
+            if let Some(name) = target
+                .strip_prefix("diagrams/")
+                .and_then(|file| file.strip_suffix(".svg"))
+            {
+                shown.push(name.to_string());
+            }
+        }
+    }
+    for name in diagram_sources(&diagrams) {
+        if !shown.contains(&name) {
+            problems.push(format!(
+                "book/diagrams/{name}.dot: no chapter shows it: add `![what it shows](diagrams/{name}.svg)` \
+                 where it belongs, or delete it"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the book's images would not show:\n{}",
+        problems.join("\n")
+    );
+}
+
 #[test]
 fn every_include_in_the_book_resolves() {
     let src = workspace().join("book/src");
@@ -154,4 +270,46 @@ fn the_checker_catches_what_mdbook_would_let_through() {
         .unwrap()
         .contains("three-line header"));
     assert!(problem(&chapter, "rustdoc_include code.rs").is_some());
+}
+
+#[test]
+fn the_image_checker_catches_a_diagram_without_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let chapter = dir.path().join("chapter.md");
+    let diagrams = dir.path().join("diagrams-sources");
+    fs::create_dir(&diagrams).unwrap();
+    fs::write(diagrams.join("tree.dot"), "digraph tree { a -> b }\n").unwrap();
+    fs::write(dir.path().join("photo.png"), "").unwrap();
+    assert_eq!(
+        diagram_sources(&diagrams),
+        vec!["tree".to_string()],
+        "the sources are found by their .dot"
+    );
+
+    let text = "An ![a tree](diagrams/tree.svg) and ![](photo.png)\n```text\n![not](an image)\n```\n";
+    assert_eq!(
+        images(text),
+        vec![
+            (1, "a tree".to_string(), "diagrams/tree.svg".to_string()),
+            (1, String::new(), "photo.png".to_string()),
+        ]
+    );
+    // The SVG need not exist yet: scripts/build-book.sh draws it after this test.
+    assert_eq!(
+        image_problem(&chapter, &diagrams, "a tree", "diagrams/tree.svg"),
+        None
+    );
+    assert_eq!(image_problem(&chapter, &diagrams, "a photo", "photo.png"), None);
+    assert!(image_problem(&chapter, &diagrams, "a bush", "diagrams/bush.svg")
+        .unwrap()
+        .contains("bush.dot does not exist"));
+    assert!(image_problem(&chapter, &diagrams, "a tree", "diagrams/tree.png")
+        .unwrap()
+        .contains("a diagram is an SVG"));
+    assert!(image_problem(&chapter, &diagrams, " ", "diagrams/tree.svg")
+        .unwrap()
+        .contains("alt text"));
+    assert!(image_problem(&chapter, &diagrams, "a cat", "cat.png")
+        .unwrap()
+        .contains("no such image"));
 }
