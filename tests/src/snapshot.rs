@@ -40,6 +40,9 @@ pub fn settings() -> insta::Settings {
     settings.add_filter(r"(?m)^# Warning: iptables-legacy tables present[^\n]*\n", "");
     // How many CPUs the recording machine has, where an error message says it.
     settings.add_filter(r"this machine has \d+", "this machine has [N]");
+    // How many capabilities init drops from its bounding set: all the kernel knows (its
+    // CAP_LAST_CAP, which grows with new kernels) but the fourteen it keeps.
+    settings.add_filter(r"for \d+ capabilities", "for [N] capabilities");
     // The transient systemd scope each runtime gets on a cgroup v2 host with systemd.
     settings.add_filter(r"run-r[0-9a-f]+\.scope", "run-r[SCOPE].scope");
     // Which /proc entries a runtime masks depends on the kernel: these exist only on some (sound

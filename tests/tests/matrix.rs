@@ -77,6 +77,11 @@ struct Behaviour {
     name: &'static str,
     /// The step that introduces the mechanism this row is about.
     since: u32,
+    /// The values (or their beginnings) that are holes: a cell that has one is marked ✗ in the
+    /// book, every other cell of the row ✓ (but cells such as "n/a" or "no /proc", which say
+    /// nothing about it).
+    /// Rows that describe rather than judge have none.
+    holes: &'static [&'static str],
     observe: fn(&Observer) -> String,
 }
 
@@ -141,6 +146,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "root directory",
         since: 1,
+        holes: &["host's"],
         observe: |o| {
             if o.fact("root") == "the image" {
                 "image".into()
@@ -152,6 +158,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "inherited fd 7",
         since: 1,
+        holes: &["open"],
         observe: |o| {
             let run = o
                 .lab
@@ -172,22 +179,26 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "exit status of `exit 42`",
         since: 1,
+        holes: &[],
         observe: |o| o.status_of("exit 42"),
     },
     Behaviour {
         name: "exit status of `kill -9 $$`",
         since: 1,
+        holes: &[],
         observe: |o| o.status_of("kill -9 $$"),
     },
     Behaviour {
         name: "exit status of a missing command",
         since: 1,
+        holes: &[],
         observe: |o| o.lab.run(o.step, &["--", "no-such-command"]).status.to_string(),
     },
     // step02: UTS namespace
     Behaviour {
         name: "hostname",
         since: 2,
+        holes: &["host's"],
         observe: |o| {
             if o.fact("hostname") == host_hostname() {
                 "host's".into()
@@ -199,6 +210,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "`hostname x` inside renames the host",
         since: 2,
+        holes: &["yes"],
         observe: |o| {
             // In a throwaway UTS namespace of the test's: the real host keeps its name.
             let run = o
@@ -219,6 +231,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "pid of the command",
         since: 3,
+        holes: &[],
         observe: |o| match o.fact("pid").as_str() {
             small if small.len() < 3 => small.to_string(),
             _ => "a host pid".into(),
@@ -227,6 +240,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "parent of the command",
         since: 3,
+        holes: &[],
         observe: |o| match o.fact("ppid").as_str() {
             "1" => "1 (init)".into(),
             _ => "a host pid".into(),
@@ -235,11 +249,13 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "host processes (kill -0)",
         since: 3,
+        holes: &["visible"],
         observe: |o| o.fact("host process"),
     },
     Behaviour {
         name: "an orphan is reaped in the container",
         since: 3,
+        holes: &["no"],
         observe: |o| {
             let run = o.lab.run(o.step, &["--", "/bin/box-probe", "orphan"]);
             match run.stdout.trim() {
@@ -252,6 +268,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "`kill 0` inside reaches the caller's process group",
         since: 3,
+        holes: &["yes"],
         observe: |o| {
             // The caller is a shell in a process group of its own, as a terminal's job is.
             let script = r#"trap 'echo the caller got SIGTERM' TERM; STEP -- /bin/sh -c 'kill -TERM 0'; echo "status $?""#;
@@ -268,6 +285,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "the caller's environment, read through /proc",
         since: 3,
+        holes: &["visible"],
         observe: |o| {
             // The probe mounts a /proc where there is none (in a throwaway mount namespace).
             let secret = "hunter2-of-the-caller";
@@ -289,11 +307,13 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "/proc",
         since: 4,
+        holes: &[],
         observe: |o| o.fact("proc"),
     },
     Behaviour {
         name: "mount points inside",
         since: 4,
+        holes: &[],
         observe: |o| {
             // From step 5 on there are many: the first few (chapter 5's trace shows them all).
             // (How many depends on the kernel: a masked /proc entry is a mount only where it
@@ -308,8 +328,33 @@ const BEHAVIOURS: &[Behaviour] = &[
         },
     },
     Behaviour {
+        name: "host paths in /proc/self/mountinfo",
+        since: 4,
+        holes: &["the image's", "the layers'"],
+        observe: |o| {
+            let run = o.lab.run(o.step, &["--", "/bin/cat", "/proc/self/mountinfo"]);
+            if run.status != 0 {
+                return "unknown (no /proc)".into();
+            }
+            // The line of the container's `/`: field 4 is the mount's root within its
+            // filesystem, and after " - " come the type, the source and the options.
+            let Some(root) = run.stdout.lines().find(|l| l.split(' ').nth(4) == Some("/")) else {
+                return format!("unexpected: {}", run.all_output().trim());
+            };
+            let options = root.split(" - ").nth(1).unwrap_or("");
+            if options.starts_with("overlay ") && options.contains("upperdir=/var/tmp/box-") {
+                "the layers' (overlay's options)".into()
+            } else if root.split(' ').nth(3).is_some_and(|path| path.ends_with("/rootfs")) {
+                "the image's (the bind mount's root)".into()
+            } else {
+                "none".into()
+            }
+        },
+    },
+    Behaviour {
         name: "`mount` inside reaches the host",
         since: 4,
+        holes: &["yes"],
         observe: |o| {
             let script = "mount -t tmpfs scratch /tmp && echo mounted";
             let run = o
@@ -329,6 +374,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "chroot escape to a host file",
         since: 4,
+        holes: &["escapes"],
         observe: |o| {
             let host_file = o.lab.host_file().to_str().expect("UTF-8 path").to_string();
             let run = o.lab.run(o.step, &["--", "/bin/box-probe", "escape", &host_file]);
@@ -345,26 +391,31 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "/dev",
         since: 5,
+        holes: &[],
         observe: |o| o.fact("dev"),
     },
     Behaviour {
         name: "kernel internals in /proc",
         since: 5,
+        holes: &["readable"],
         observe: |o| o.fact("proc internals"),
     },
     Behaviour {
         name: "/proc/sys/kernel/core_pattern",
         since: 5,
+        holes: &["writable"],
         observe: |o| o.fact("core_pattern"),
     },
     Behaviour {
         name: "/sys",
         since: 5,
+        holes: &["writable"],
         observe: |o| o.fact("sys"),
     },
     Behaviour {
         name: "TIOCSTI into the caller's terminal",
         since: 5,
+        holes: &["injected"],
         observe: |o| {
             // On a terminal of the harness's own: after the step exits, is the pushed line
             // waiting in that terminal's input, for the caller's shell to read and run?
@@ -386,6 +437,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "the host's System V message queue",
         since: 5,
+        holes: &["visible"],
         observe: |o| {
             let queue = HostQueue::create();
             let key = queue.key.to_string();
@@ -401,6 +453,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "effective capabilities",
         since: 6,
+        holes: &["all of root's"],
         observe: |o| {
             // Root's full set differs between kernels (40 or 41 today): name it rather than count it.
             let count = o.fact("capabilities");
@@ -414,11 +467,13 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "no_new_privs",
         since: 6,
+        holes: &["0"],
         observe: |o| o.fact("no_new_privs"),
     },
     Behaviour {
         name: "seccomp mode",
         since: 6,
+        holes: &["0 (off)"],
         observe: |o| match o.fact("seccomp").as_str() {
             "0" => "0 (off)".into(),
             "2" => "2 (filter)".into(),
@@ -428,6 +483,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "mount(2) inside",
         since: 6,
+        holes: &["allowed"],
         observe: |o| {
             // In a throwaway mount namespace: in the steps without one of their own, the tmpfs
             // (undone at once by the probe) would otherwise land in the host's mount table.
@@ -445,6 +501,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "unshare(2) inside",
         since: 6,
+        holes: &["allowed"],
         observe: |o| {
             let run = o.lab.run(o.step, &["--", "/bin/box-probe", "try", "unshare"]);
             run.stdout
@@ -457,6 +514,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "io_uring_setup(2) inside",
         since: 6,
+        holes: &["allowed"],
         observe: |o| {
             let run = o.lab.run(o.step, &["--", "/bin/box-probe", "try", "io_uring"]);
             run.stdout
@@ -470,16 +528,19 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "cgroup",
         since: 7,
+        holes: &["the runtime's"],
         observe: |o| o.fact("cgroup"),
     },
     Behaviour {
         name: "/sys/fs/cgroup",
         since: 7,
+        holes: &[],
         observe: |o| o.fact("cgroupfs"),
     },
     Behaviour {
         name: "a block device node it makes itself (a loop device)",
         since: 7,
+        holes: &["reads the host's disk"],
         observe: |o| {
             let (major, minor) = (o.disk.major.to_string(), o.disk.minor.to_string());
             let run = o
@@ -495,6 +556,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "children it can start (`--pids 16` from step07)",
         since: 7,
+        holes: &["40 of 40"],
         observe: |o| {
             let run = o.run_with_limit(&["--pids", "16"], &["/bin/box-probe", "forks", "40"]);
             run.stdout
@@ -507,6 +569,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "a 256 MiB hog (`--memory 32m` from step07)",
         since: 7,
+        holes: &["survives"],
         observe: |o| {
             let run = o.run_with_limit(&["--memory", "32m"], &["/bin/box-probe", "hog", "256"]);
             match (run.status, run.stderr.contains("ran out of memory")) {
@@ -520,6 +583,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "a write to / inside",
         since: 8,
+        holes: &["lands in the image"],
         observe: |o| {
             // One file per step: the columns run at the same time on the same image.
             let file = format!("written-by-step{:02}", o.step);
@@ -537,6 +601,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "`rm` of a file of the image",
         since: 8,
+        holes: &["deletes it from the image"],
         observe: |o| {
             let file = format!("victim-of-step{:02}", o.step);
             let victim = o.lab.image().join(&file);
@@ -555,6 +620,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "network interfaces",
         since: 9,
+        holes: &["the host's"],
         observe: |o| {
             // Links that other tests' containers add to the host meanwhile (box-…) do not count.
             let inside = o.fact("interfaces");
@@ -573,6 +639,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "ping the host's end of the veth",
         since: 9,
+        holes: &[],
         observe: |o| {
             // Only where the container has a network of its own: before step09, the default
             // route is the host's, and its gateway is no address of ours to ping.
@@ -592,6 +659,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "ping another container",
         since: 10,
+        holes: &[],
         observe: |o| {
             if o.step < FIRST_STEP_WITH_BRIDGE {
                 return "n/a (no bridge)".into();
@@ -613,6 +681,7 @@ const BEHAVIOURS: &[Behaviour] = &[
     Behaviour {
         name: "`--publish PORT:80` on the host's localhost",
         since: 10,
+        holes: &[],
         observe: |o| {
             if o.step < FIRST_STEP_WITH_BRIDGE {
                 return "n/a (no --publish)".into();
@@ -635,6 +704,22 @@ const BEHAVIOURS: &[Behaviour] = &[
     },
 ];
 
+/// A cell as the book shows it: ✗ before a hole, ✓ before a value of the same row that is not
+/// one (the book's theme colours both), nothing where the row has no holes or the cell says
+/// nothing about them.
+fn mark(behaviour: &Behaviour, cell: &str) -> String {
+    let says_nothing = ["n/a", "unknown", "no /proc", "absent"]
+        .iter()
+        .any(|nothing| cell.starts_with(nothing));
+    if behaviour.holes.is_empty() || says_nothing {
+        cell.to_string()
+    } else if behaviour.holes.iter().any(|hole| cell.starts_with(hole)) {
+        format!("✗ {cell}")
+    } else {
+        format!("✓ {cell}")
+    }
+}
+
 fn render(steps: &[u32], cells: &[Vec<String>]) -> String {
     let mut table = String::from("| behaviour | since |");
     for step in steps {
@@ -646,7 +731,7 @@ fn render(steps: &[u32], cells: &[Vec<String>]) -> String {
     for (behaviour, row) in BEHAVIOURS.iter().zip(cells) {
         table.push_str(&format!("| {} | {:02} |", behaviour.name, behaviour.since));
         for cell in row {
-            table.push_str(&format!(" {cell} |"));
+            table.push_str(&format!(" {} |", mark(behaviour, cell)));
         }
         table.push('\n');
     }
