@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Generate the step-to-step diffs the book shows: book/src/generated/stepNN.diff holds what
-# changed from step N-1 in every file both steps have (main.rs above all: the orchestration),
-# and lists the modules step N adds (the chapter shows those whole, by anchor).
+# Generate the step-to-step diffs the book shows, two per step: book/src/generated/stepNN-main.diff
+# is what changed in main.rs from step N-1 (the orchestration: each chapter shows it inline), and
+# stepNN-rest.diff what changed in every other file both steps have, with the modules step N adds
+# (the chapter shows those whole, by anchor) and removes listed (shown behind a <details>).
 # The files are committed; `scripts/gen-diffs.sh --check` fails when they are stale.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,18 +16,24 @@ generate() {
     mkdir -p "$dest"
     for dir in $(ls -d steps/step[0-9][0-9] | sort); do
         if [ -n "$prev" ]; then
-            local a b step file
+            local a b file
             a=$(basename "$prev"); b=$(basename "$dir")
+            # diff exits 1 when the files differ: that is the point here.
+            diff -u --label "$a/src/main.rs" --label "$b/src/main.rs" "$prev/src/main.rs" "$dir/src/main.rs" \
+                > "$dest/$b-main.diff" || true
             {
                 for file in Cargo.toml $(cd "$dir" && ls src/*.rs | sort); do
+                    [ "$file" = src/main.rs ] && continue
                     if [ -f "$prev/$file" ]; then
-                        # diff exits 1 when the files differ: that is the point here.
                         diff -u --label "$a/$file" --label "$b/$file" "$prev/$file" "$dir/$file" || true
                     else
                         echo "# new in $b: $file ($(wc -l < "$dir/$file") lines)"
                     fi
                 done
-            } > "$dest/$b.diff"
+                for file in $(cd "$prev" && ls src/*.rs | sort); do
+                    [ -f "$dir/$file" ] || echo "# removed in $b: $file (was $(wc -l < "$prev/$file") lines)"
+                done
+            } > "$dest/$b-rest.diff"
         fi
         prev=$dir
     done
