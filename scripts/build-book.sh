@@ -2,13 +2,12 @@
 # Build the book, and fail on anything that would let it drift from the code: an include of a
 # missing file, an unknown or empty anchor (checked by tests/tests/book.rs), or an include
 # mdBook left unexpanded in the HTML.
-#
-# With --check-browser (scripts/test.sh passes it), also open every page in headless Chromium
-# and fail on broken links, anchors, images and script errors (scripts/check-book.py), saving a
-# screenshot of each chapter in target/book-screenshots/. Reading the book needs no browser.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# With --check-browser (scripts/test.sh passes it), also open every page in headless Chromium
+# and fail on broken links, anchors, images and script errors (scripts/check-book.py), saving a
+# screenshot of each chapter in target/book-screenshots/. Reading the book needs no browser.
 check_browser=false
 case "${1:-}" in
     "") ;;
