@@ -233,10 +233,10 @@ def check_book(browser, book, shots=None):
             browser.driver.get(url)
             state = browser.driver.execute_async_script(PAGE_STATE_JS)
         except Exception as e:
-            problems.append(f"{page}: the page did not load: {str(e).strip().splitlines()[0]}")
+            problems.append((page, f"the page did not load: {str(e).strip().splitlines()[0]}"))
             continue
         if not isinstance(state, dict) or "failed" in state:
-            problems.append(f"{page}: cannot read the page: {state}")
+            problems.append((page, f"cannot read the page: {state}"))
             continue
         states[page] = state
         if chapters is None:
@@ -246,16 +246,16 @@ def check_book(browser, book, shots=None):
                 if rel and rel not in chapters and rel not in NOT_CHAPTERS:
                     chapters.append(rel)
         for text in state["includes"]:
-            problems.append(f"{page}: unexpanded include: {text}")
+            problems.append((page, f"unexpanded include: {text}"))
         for src in state["images"]:
-            problems.append(f"{page}: image did not load: {src}")
+            problems.append((page, f"image did not load: {src}"))
         if shots and (page in chapters if chapters else page not in NOT_CHAPTERS):
             number = chapters.index(page) + 1 if chapters else len(list(shots.glob("*.png"))) + 1
             name = f"{number:02d}-{Path(page).stem}.png"
             screenshot(browser, state["height"], shots / name)
         for entry in browser.logs():
             if entry.get("level") == "SEVERE":
-                problems.append(f"{page}: {classify(entry, book)}")
+                problems.append((page, classify(entry, book)))
 
     problems += check_links(book, states)
     stats = {
@@ -264,7 +264,19 @@ def check_book(browser, book, shots=None):
         "images": sum(s["image_count"] for s in states.values()),
         "screenshots": len(list(shots.glob("*.png"))) if shots else 0,
     }
-    return problems, stats
+    return grouped(problems), stats
+
+
+def grouped(problems):
+    """One line per problem, naming the page; the same problem on many pages (a broken link in the
+    sidebar, an error in a theme script) is one line that names the first and counts the rest."""
+    pages = {}
+    for page, message in problems:
+        pages.setdefault(message, [])
+        if page not in pages[message]:
+            pages[message].append(page)
+    return [f"{where[0]}{f' and {len(where) - 1} more pages' if len(where) > 1 else ''}: {message}"
+            for message, where in pages.items()]
 
 
 def book_path(book, url):
@@ -281,7 +293,7 @@ def book_path(book, url):
 
 def check_links(book, states):
     """Every link to the book's own pages must reach a page that exists, and an anchor in it."""
-    broken = {}  # one message per broken target, with the pages that link to it
+    problems = []
     for page, state in states.items():
         for link in state["links"]:
             parts = urllib.parse.urlsplit(link["url"])
@@ -302,11 +314,7 @@ def check_links(book, states):
             else:
                 continue
             kind = "broken anchor" if fragment and target and (book / target).is_file() else "broken link"
-            broken.setdefault((kind, shown, why), []).append(page)
-    problems = []
-    for (kind, shown, why), pages in broken.items():
-        where = pages[0] if len(pages) == 1 else f"{pages[0]} and {len(pages) - 1} more pages"
-        problems.append(f"{where}: {kind} {shown}: {why}")
+            problems.append((page, f"{kind} {shown}: {why}"))
     return problems
 
 
@@ -444,7 +452,8 @@ def main():
             print(f"{PROG}: error: {problem}", file=sys.stderr)
         count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
         die(f"{count} in the built book, seen in headless Chromium",
-            "open the page named above in a browser to see it; its source is the chapter in book/src/")
+            "open the page named above in a browser to see it; the chapters are in book/src/, "
+            "the book's own scripts and styles in book/theme/")
     shots = os.path.relpath(args.screenshots)
     print(f"{PROG}: {stats['pages']} pages, {stats['links']} links, {stats['images']} images: no problems "
           f"({took:.1f} s); a screenshot of each of the {stats['screenshots']} chapters is in {shots}/")
