@@ -98,7 +98,8 @@ class Browser:
             from selenium.webdriver.chrome.service import Service
         except ImportError:
             die(f"the Python module selenium is not installed for {sys.executable}",
-                "run scripts/setup.sh, or: apt-get install python3-selenium")
+                "run scripts/setup.sh (it installs python3-selenium for /usr/bin/python3, which "
+                "scripts/check-book.py runs under when started as a command)")
 
         # PR_SET_CHILD_SUBREAPER (prctl(2)): the browser's helpers that outlive their parent become
         # our children, not init's, so close() can wait for every one of them.
