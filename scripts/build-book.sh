@@ -6,6 +6,15 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# With --check-browser (scripts/test.sh passes it), also open every page in headless Chromium
+# and fail on broken links, anchors, images and script errors (scripts/check-book.py), saving a
+# screenshot of each chapter in target/book-screenshots/. Reading the book needs no browser.
+check_browser=false
+case "${1:-}" in
+    "") ;;
+    --check-browser) check_browser=true ;;
+    *) echo "usage: scripts/build-book.sh [--check-browser]" >&2; exit 2 ;;
+esac
 MDBOOK_VERSION=0.4.52
 if ! command -v mdbook >/dev/null || [ "$(mdbook --version)" != "mdbook v$MDBOOK_VERSION" ]; then
     echo "build-book: installing mdbook $MDBOOK_VERSION with cargo (once; takes a few minutes)"
@@ -33,5 +42,11 @@ if grep -rl '{{#' book/build --include='*.html' >/dev/null; then
     echo "build-book: error: unexpanded includes in the built book:" >&2
     grep -rn -o '{{#[^}]*}}' book/build --include='*.html' | head >&2
     exit 1
+fi
+if $check_browser; then
+    # First that the check still catches each kind of fault (a new Chromium could change what
+    # it reports), then the book itself.
+    scripts/check-book.py --self-test
+    scripts/check-book.py book/build
 fi
 echo "build-book: book/build/index.html is ready (or run \`mdbook serve book\`)"

@@ -45,6 +45,19 @@ if [ "$(uname -m)" = x86_64 ]; then
     command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
     command -v depmod >/dev/null || missing+=(kmod)
 fi
+# For scripts/test.sh's book check, which opens every page in headless Chromium: where apt has
+# Chromium (Debian; Ubuntu's chromium-browser installs a snap). Elsewhere test.sh skips the check.
+if command -v apt-get >/dev/null; then
+    case "$(. /etc/os-release 2>/dev/null; echo " ${ID:-} ${ID_LIKE:-} ")" in
+        *" ubuntu "*) ;;
+        *)
+            command -v chromium >/dev/null || missing+=(chromium)
+            command -v chromedriver >/dev/null || missing+=(chromium-driver)
+            # Debian's Python, which is the one that sees Debian's python3-selenium.
+            /usr/bin/python3 -c 'import selenium' 2>/dev/null || missing+=(python3-selenium)
+            ;;
+    esac
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null; then

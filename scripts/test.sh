@@ -42,8 +42,13 @@ step "steps carried forward, generated diffs"
 scripts/check-steps.sh
 scripts/gen-diffs.sh --check
 
-step "book"
-scripts/build-book.sh
+step "book, and every page of it in headless Chromium"
+if command -v chromedriver >/dev/null || [ -n "${CI:-}" ]; then
+    scripts/build-book.sh --check-browser
+else
+    scripts/build-book.sh
+    echo "test.sh: SKIPPED the book's browser check: chromedriver is not installed (scripts/setup.sh installs it on Debian)"
+fi
 
 step "every step on a cgroup v2 kernel, in a VM"
 if command -v qemu-system-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ]; then
