@@ -11,6 +11,10 @@ out=book/src/generated
 check=0
 [ "${1:-}" = "--check" ] && check=1
 
+# A file as the diffs show it: without the exercise track's markers (steps/EXERCISES), which mark
+# blanks of one step's exercise, not changes from step to step.
+code() { grep -v -E '// ANCHOR(_END)?: exercise[0-9]{2}_' "$1" || true; }
+
 generate() {
     local dest=$1 prev="" dir
     mkdir -p "$dest"
@@ -19,19 +23,19 @@ generate() {
             local a b file
             a=$(basename "$prev"); b=$(basename "$dir")
             # diff exits 1 when the files differ: that is the point here.
-            diff -u --label "$a/src/main.rs" --label "$b/src/main.rs" "$prev/src/main.rs" "$dir/src/main.rs" \
-                > "$dest/$b-main.diff" || true
+            diff -u --label "$a/src/main.rs" --label "$b/src/main.rs" <(code "$prev/src/main.rs") \
+                <(code "$dir/src/main.rs") > "$dest/$b-main.diff" || true
             {
                 for file in Cargo.toml $(cd "$dir" && ls src/*.rs | sort); do
                     [ "$file" = src/main.rs ] && continue
                     if [ -f "$prev/$file" ]; then
-                        diff -u --label "$a/$file" --label "$b/$file" "$prev/$file" "$dir/$file" || true
+                        diff -u --label "$a/$file" --label "$b/$file" <(code "$prev/$file") <(code "$dir/$file") || true
                     else
-                        echo "# new in $b: $file ($(wc -l < "$dir/$file") lines)"
+                        echo "# new in $b: $file ($(code "$dir/$file" | wc -l) lines)"
                     fi
                 done
                 for file in $(cd "$prev" && ls src/*.rs | sort); do
-                    [ -f "$dir/$file" ] || echo "# removed in $b: $file (was $(wc -l < "$prev/$file") lines)"
+                    [ -f "$dir/$file" ] || echo "# removed in $b: $file (was $(code "$prev/$file" | wc -l) lines)"
                 done
             } > "$dest/$b-rest.diff"
         fi

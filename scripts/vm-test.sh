@@ -51,7 +51,7 @@ fi
 
 # 2. The binaries.
 say "building the steps (release) and the probe"
-cargo build --quiet --release --workspace --bins
+cargo build --quiet --release --workspace --exclude 'exercise*' --bins
 cargo rustc --quiet -p box-probe --release --target-dir target/probe -- -C target-feature=+crt-static
 
 # 3. The initramfs.
@@ -175,8 +175,8 @@ say "initramfs with systemd $systemd_version: $(du -h "$work/initramfs-systemd.g
 # with the step binaries and the probe in place (BOX_PREBUILT: there is no cargo in the VM), and
 # the host tools the tests use from Debian's packages.
 say "building the test suite"
-cargo test --quiet --workspace --locked --no-run
-tests=$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null |
+cargo test --quiet --workspace --exclude 'exercise*' --locked --no-run
+tests=$(cargo test --workspace --exclude 'exercise*' --locked --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"kind":\["test"\].*"executable":"\([^"]*\)".*/\1/p')
 [ -n "$tests" ] || die "found no test binaries to run in the VM"
 tool_debs="$work/tools-$systemd_version"

@@ -127,8 +127,22 @@ fn cargo_as_learner(cargo: &str) -> Command {
     command
 }
 
-/// The path of `stepNN`, built with the same profile as the tests.
+/// The learner's binary that stands in for step `BOX_EXERCISE_STEP`, from
+/// `BOX_EXERCISE_BINARY` (scripts/exercise.sh check builds it and sets both).
+pub fn exercise() -> Option<(u32, PathBuf)> {
+    let step = std::env::var("BOX_EXERCISE_STEP").ok()?.parse().ok()?;
+    let binary = std::env::var_os("BOX_EXERCISE_BINARY")?;
+    Some((step, PathBuf::from(binary)))
+}
+
+/// The path of `stepNN`, built with the same profile as the tests (or the learner's exercise
+/// for that step, see [`exercise`]).
 pub fn step_binary(step: u32) -> PathBuf {
+    if let Some((exercise_step, binary)) = exercise() {
+        if exercise_step == step {
+            return binary;
+        }
+    }
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let mut args = vec!["build", "--quiet", "--bins"];

@@ -344,7 +344,11 @@ const BEHAVIOURS: &[Behaviour] = &[
             let options = root.split(" - ").nth(1).unwrap_or("");
             if options.starts_with("overlay ") && options.contains("upperdir=/var/tmp/box-") {
                 "the layers' (overlay's options)".into()
-            } else if root.split(' ').nth(3).is_some_and(|path| path.ends_with("/rootfs")) {
+            } else if root
+                .split(' ')
+                .nth(3)
+                .is_some_and(|path| path.ends_with("/rootfs"))
+            {
                 "the image's (the bind mount's root)".into()
             } else {
                 "none".into()
@@ -790,4 +794,151 @@ fn behaviours_are_declared_in_step_order() {
         since.iter().all(|step| (1..=10).contains(step)),
         "the workshop has steps 1 to 10"
     );
+}
+
+/// Step `step`'s column of the recorded matrix: each row's name and its cell, as the book
+/// shows them (marks included).
+fn recorded_column(step: u32) -> Vec<(String, String)> {
+    let path = box_tests::binaries::workspace().join("tests/snapshots/behaviour_matrix.snap");
+    let text = std::fs::read_to_string(&path).expect("the recorded matrix");
+    let cells = |line: &str| -> Vec<String> {
+        line.trim()
+            .trim_matches('|')
+            .split(" | ")
+            .map(|cell| cell.trim().to_string())
+            .collect()
+    };
+    let mut lines = text.lines().filter(|line| line.starts_with("| "));
+    let header = cells(lines.next().expect("the matrix's header"));
+    let column = header
+        .iter()
+        .position(|cell| *cell == step_name(step))
+        .unwrap_or_else(|| panic!("the recorded matrix has no {} column", step_name(step)));
+    lines
+        .map(|line| {
+            let row = cells(line);
+            (row[0].clone(), row[column].clone())
+        })
+        .collect()
+}
+
+/// What a learner needs to read of a row that failed with `message` (the run's whole output).
+fn why_it_failed(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    if let Some(todo) = lines.iter().find(|line| line.contains("not yet implemented")) {
+        return format!("a todo!() is left: {todo}");
+    }
+    if let Some(at) = lines.iter().position(|line| line.contains("panicked at")) {
+        if let Some(what) = lines.get(at + 1) {
+            return format!("your code panicked: {what}");
+        }
+    }
+    match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) if first != last => format!("{first} … {last}"),
+        (Some(first), _) => first.to_string(),
+        _ => "the check failed".into(),
+    }
+}
+
+/// `scripts/exercise.sh check NN`: every row up to step NN, observed in the learner's exercise
+/// (BOX_EXERCISE_STEP and BOX_EXERCISE_BINARY, see `binaries::exercise`) and compared with step
+/// NN's column of the recorded matrix. The rows of step NN itself are listed one by one, the
+/// earlier steps' as a count. A row whose run panics (the learner's `todo!()`) or hangs (killed
+/// after BOX_RUN_TIMEOUT) does not hold; after a hang the check stops. With
+/// BOX_EXERCISE_FIRST_FAILURE set, it stops at the first row that does not hold. The lab's leak
+/// guard checks what the runs left on the host, as in every test.
+#[test]
+#[ignore = "run by scripts/exercise.sh check NN, against a learner's exercise"]
+fn exercise_check() {
+    require_root!();
+    let (step, binary) = box_tests::binaries::exercise().expect("BOX_EXERCISE_STEP and BOX_EXERCISE_BINARY");
+    assert!(binary.exists(), "no exercise binary at {}", binary.display());
+    let first_failure_only = std::env::var_os("BOX_EXERCISE_FIRST_FAILURE").is_some();
+    let recorded = recorded_column(step);
+    let lab = Lab::new();
+    let (disk, _) = LoopDisk::attach(lab.dir());
+    let observer = Observer {
+        lab: &lab,
+        disk: &disk,
+        step,
+        report: OnceLock::new(),
+    };
+    // A learner's todo!() panics in the rows' runs: say so in the row, not on stderr.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let (mut earlier, mut earlier_holding) = (0, 0);
+    let mut failures: Vec<(&str, String, String)> = Vec::new();
+    for behaviour in BEHAVIOURS.iter().filter(|b| b.since <= step) {
+        let expected = recorded
+            .iter()
+            .find(|(name, _)| name == behaviour.name)
+            .map(|(_, cell)| cell.clone())
+            .unwrap_or_else(|| panic!("the recorded matrix has no row {:?}", behaviour.name));
+        let observed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (behaviour.observe)(&observer)));
+        let (actual, hung) = match observed {
+            Ok(cell) => (mark(behaviour, &cell), false),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                let hung = message.contains("did not finish within");
+                (format!("({})", why_it_failed(&message)), hung)
+            }
+        };
+        let holds = actual == expected;
+        if behaviour.since < step {
+            earlier += 1;
+            earlier_holding += usize::from(holds);
+        } else {
+            println!(
+                "exercise: {} {}",
+                if holds { "holds  " } else { "not yet" },
+                behaviour.name
+            );
+        }
+        if !holds {
+            failures.push((behaviour.name, expected, actual));
+            if hung || first_failure_only {
+                break;
+            }
+        }
+    }
+    // The leak guard, before the verdict: what the learner's code left on the host is a failure too.
+    drop(observer);
+    drop(disk);
+    let leaks = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(lab)));
+    std::panic::set_hook(default_hook);
+    if let Err(panic) = leaks {
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        for line in message.lines() {
+            println!("exercise: {line}");
+        }
+        failures.push((
+            "nothing is left on the host",
+            "nothing".into(),
+            "see above".into(),
+        ));
+    }
+    if earlier > 0 {
+        println!("exercise: {earlier_holding} of {earlier} checks of the earlier steps hold");
+    }
+    if let Some((name, expected, actual)) = failures.first() {
+        println!("exercise: first check that does not hold: {name}");
+        println!("exercise:   expected: {expected}");
+        println!("exercise:   actual:   {actual}");
+        panic!("{} check(s) do not hold yet", failures.len());
+    }
+    let yours = binary
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    println!("exercise: done: your {yours} behaves as {} does", step_name(step));
 }

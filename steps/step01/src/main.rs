@@ -70,6 +70,7 @@ fn run(args: Args) -> Result<u8, Failure> {
     // Ctrl-C from the terminal is for the command inside, not for us.
     signals::ignore_terminal_signals()?;
 
+    // ANCHOR: exercise01_fork
     // SAFETY: the runtime is single-threaded, so the child's copy of memory is consistent.
     let pid = match unsafe { fork() }.context("failed to fork")? {
         ForkResult::Child => {
@@ -79,6 +80,7 @@ fn run(args: Args) -> Result<u8, Failure> {
         }
         ForkResult::Parent { child: pid } => pid,
     };
+    // ANCHOR_END: exercise01_fork
     // Close the child's ends: the report pipe only reaches end-of-file once no one holds them.
     drop(child);
     trace!("fork() = {pid}");

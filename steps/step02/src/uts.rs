@@ -26,7 +26,9 @@ pub fn validate_hostname(name: &str) -> Result<()> {
 // ANCHOR: set_hostname
 /// Set the hostname of the UTS namespace we are in (a new one: the host's stays as it was).
 pub fn set_hostname(name: &str) -> Result<()> {
+    // ANCHOR: exercise02_sethostname
     trace!("sethostname({name:?})");
     nix::unistd::sethostname(name).with_context(|| format!("failed to set the hostname to {name:?}"))
+    // ANCHOR_END: exercise02_sethostname
 }
 // ANCHOR_END: set_hostname

@@ -12,6 +12,7 @@ use crate::trace::trace;
 // ANCHOR: enter_root
 /// Make `rootfs` this process's `/`, and stand in it.
 pub fn enter_root(rootfs: &Path) -> Result<()> {
+    // ANCHOR: exercise01_chroot
     trace!("chroot({:?})", rootfs);
     nix::unistd::chroot(rootfs).with_context(|| format!("failed to chroot into {}", rootfs.display()))?;
     // chroot(2) does not move the current directory: without this chdir, the process would
@@ -19,5 +20,6 @@ pub fn enter_root(rootfs: &Path) -> Result<()> {
     trace!("chdir(\"/\")");
     nix::unistd::chdir("/").context("failed to chdir to the new root")?;
     Ok(())
+    // ANCHOR_END: exercise01_chroot
 }
 // ANCHOR_END: enter_root

@@ -25,6 +25,7 @@ pub fn flag_names(flags: CloneFlags) -> String {
 // ANCHOR: clone_process
 /// Start a child process in the new namespaces `flags` asks for.
 pub fn clone_process(flags: CloneFlags) -> Result<Cloned> {
+    // ANCHOR: exercise02_clone
     // SIGCHLD: tell the parent when the child ends, as fork does, so waitpid works as usual.
     let raw = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: with a null stack the child runs on a copy of our memory, exactly as after fork;
@@ -38,5 +39,6 @@ pub fn clone_process(flags: CloneFlags) -> Result<Cloned> {
     let child = Pid::from_raw(ret as i32);
     trace!("clone({}|SIGCHLD) = {child}", flag_names(flags));
     Ok(Cloned::Parent { child })
+    // ANCHOR_END: exercise02_clone
 }
 // ANCHOR_END: clone_process

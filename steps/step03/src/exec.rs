@@ -135,8 +135,10 @@ pub fn exec_command(command: &CommandLine, image: &Path) -> Result<Infallible, F
     let c_path = cstring(path.as_os_str().as_bytes()).map_err(Failure::from)?;
 
     trace!("execve({:?}, {:?})", path, command.argv);
+    // ANCHOR: exercise01_execve
     // execve only ever returns an error: on success this process is the command now.
     let Err(errno) = nix::unistd::execve(&c_path, &argv, &env);
+    // ANCHOR_END: exercise01_execve
     let status = match errno {
         Errno::ENOENT => return Err(not_found(&path.display().to_string())),
         Errno::EACCES | Errno::ENOEXEC | Errno::EPERM | Errno::EISDIR => NOT_EXECUTABLE,

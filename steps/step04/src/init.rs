@@ -151,6 +151,7 @@ pub fn close_all_fds(command: Pid) {
 /// every child that has exited, orphans included. Returns the command's exit status once the
 /// command has exited; init then exits, and the kernel ends whatever is left.
 pub fn supervise(command: Pid) -> u8 {
+    // ANCHOR: exercise03_supervise
     let signals = init_signals();
     loop {
         let sig = match signals.wait() {
@@ -181,5 +182,6 @@ pub fn supervise(command: Pid) -> u8 {
             }
         }
     }
+    // ANCHOR_END: exercise03_supervise
 }
 // ANCHOR_END: supervise

@@ -41,15 +41,18 @@ pub const READ_ONLY: [&str; 5] = [
 // ANCHOR: mount_sys
 /// Mount sysfs read-only: the container may look at the kernel's devices, not change them.
 pub fn mount_sys() -> Result<()> {
+    // ANCHOR: exercise05_sys
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     trace!("mount(\"sysfs\", \"/sys\", \"sysfs\", MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC)");
     mount(Some("sysfs"), "/sys", Some("sysfs"), flags, NONE).context("failed to mount /sys")
+    // ANCHOR_END: exercise05_sys
 }
 // ANCHOR_END: mount_sys
 
 // ANCHOR: mask_paths
 /// Hide every entry of MASKED that this kernel has.
 pub fn mask_paths() -> Result<()> {
+    // ANCHOR: exercise05_mask
     for path in MASKED {
         let Ok(meta) = std::fs::metadata(path) else {
             continue;
@@ -64,6 +67,7 @@ pub fn mask_paths() -> Result<()> {
         .with_context(|| format!("failed to mask {path}"))?;
     }
     Ok(())
+    // ANCHOR_END: exercise05_mask
 }
 // ANCHOR_END: mask_paths
 
@@ -71,6 +75,7 @@ pub fn mask_paths() -> Result<()> {
 /// Make every entry of READ_ONLY that this kernel has read-only: bind it onto itself, then
 /// remount that bind read-only (a bind mount takes its flags only on a remount).
 pub fn make_read_only() -> Result<()> {
+    // ANCHOR: exercise05_read_only
     let kept = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for path in READ_ONLY {
         if !Path::new(path).exists() {
@@ -84,5 +89,6 @@ pub fn make_read_only() -> Result<()> {
         mount(NONE, path, NONE, flags, NONE).with_context(|| format!("failed to make {path} read-only"))?;
     }
     Ok(())
+    // ANCHOR_END: exercise05_read_only
 }
 // ANCHOR_END: make_read_only

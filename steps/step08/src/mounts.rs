@@ -37,15 +37,18 @@ pub fn check_image(image: &Path) -> Result<()> {
 /// mount (systemd makes it so): a mount under it would propagate back to the host. Make every
 /// mount in our copy private first, before we mount anything.
 pub fn make_mounts_private() -> Result<()> {
+    // ANCHOR: exercise04_private
     trace!("mount(NULL, \"/\", NULL, MS_REC|MS_PRIVATE)");
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .context("failed to make the mount tree private")
+    // ANCHOR_END: exercise04_private
 }
 // ANCHOR_END: make_mounts_private
 
 // ANCHOR: pivot_into
 /// Make `image` the root of this mount namespace and detach the host's root from it.
 pub fn pivot_into(image: &Path) -> Result<()> {
+    // ANCHOR: exercise04_pivot
     // pivot_root needs the new root to be a mount point: bind-mount the image onto itself.
     trace!("mount({image:?}, {image:?}, NULL, MS_BIND|MS_REC)");
     mount(Some(image), image, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
@@ -64,6 +67,7 @@ pub fn pivot_into(image: &Path) -> Result<()> {
     trace!("chdir(\"/\")");
     nix::unistd::chdir("/").context("failed to chdir to the new root")?;
     Ok(())
+    // ANCHOR_END: exercise04_pivot
 }
 // ANCHOR_END: pivot_into
 
@@ -71,8 +75,10 @@ pub fn pivot_into(image: &Path) -> Result<()> {
 /// Mount a fresh proc at /proc. It shows the PID namespace of the process that mounts it, so
 /// init (PID 1 of the container) mounts it after the pivot, by its path inside the container.
 pub fn mount_proc() -> Result<()> {
+    // ANCHOR: exercise04_proc
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     trace!("mount(\"proc\", \"/proc\", \"proc\", MS_NOSUID|MS_NODEV|MS_NOEXEC)");
     mount(Some("proc"), "/proc", Some("proc"), flags, NONE).context("failed to mount /proc")
+    // ANCHOR_END: exercise04_proc
 }
 // ANCHOR_END: mount_proc

@@ -143,6 +143,7 @@ impl Drop for Scratch {
 /// Mount the merged view of the layers and the container's upper layer. Called by init, in its
 /// private mount namespace: the mount disappears with the container, whatever happens.
 pub fn mount_overlay(layers: &[PathBuf], scratch: &Scratch) -> Result<()> {
+    // ANCHOR: exercise08_overlay
     // lowerdir lists the layers top first.
     let lower: Vec<String> = layers
         .iter()
@@ -166,5 +167,6 @@ pub fn mount_overlay(layers: &[PathBuf], scratch: &Scratch) -> Result<()> {
     )
     .with_context(|| format!("failed to mount the overlay on {}", merged.display()))
     .hint("check `dmesg | tail` for overlayfs's reason")
+    // ANCHOR_END: exercise08_overlay
 }
 // ANCHOR_END: mount_overlay

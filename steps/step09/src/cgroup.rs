@@ -299,6 +299,7 @@ pub fn writes(version: Version, limits: &Limits) -> Vec<Write> {
 fn v1_writes(limits: &Limits) -> Vec<Write> {
     use Controller::*;
     let mut rows = Vec::new();
+    // ANCHOR: exercise07_v1_limits
     if let Some(bytes) = limits.memory {
         rows.push(row(Memory, "memory.limit_in_bytes", bytes));
         // No swap beyond the limit (v1 counts memory and swap together), where swap is counted.
@@ -311,6 +312,7 @@ fn v1_writes(limits: &Limits) -> Vec<Write> {
         rows.push(row(Cpu, "cpu.cfs_period_us", CPU_PERIOD_US));
         rows.push(row(Cpu, "cpu.cfs_quota_us", quota));
     }
+    // ANCHOR_END: exercise07_v1_limits
     // The device policy, always: deny every device, then allow the table's, a rule a write.
     rows.push(row(Devices, "devices.deny", "a"));
     for rule in devices::ALLOWED {
@@ -324,6 +326,7 @@ fn v1_writes(limits: &Limits) -> Vec<Write> {
 fn v2_writes(limits: &Limits) -> Vec<Write> {
     use Controller::*;
     let mut rows = Vec::new();
+    // ANCHOR: exercise07_v2_limits
     if let Some(bytes) = limits.memory {
         rows.push(row(Memory, "memory.max", bytes));
         // No swap beyond the limit (v2 counts swap alone), where swap is counted.
@@ -335,6 +338,7 @@ fn v2_writes(limits: &Limits) -> Vec<Write> {
     if let Some(quota) = limits.cpu_quota {
         rows.push(row(Cpu, "cpu.max", format!("{quota} {CPU_PERIOD_US}")));
     }
+    // ANCHOR_END: exercise07_v2_limits
     rows
 }
 // ANCHOR_END: writes
@@ -432,11 +436,13 @@ impl Cgroup {
     /// Move process `pid` (a pid of the host) into the cgroup, in every hierarchy. Its children
     /// are born in it.
     pub fn add_process(&self, pid: nix::unistd::Pid) -> Result<()> {
+        // ANCHOR: exercise07_add_process
         // (v1 also has `tasks`, for single threads; cgroup.procs moves the whole process.)
         for dir in &self.dirs {
             write(&dir.path.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
+        // ANCHOR_END: exercise07_add_process
     }
     // ANCHOR_END: add_process
 

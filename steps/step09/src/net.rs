@@ -159,6 +159,7 @@ impl Drop for Network {
 /// the container's namespace. Always `lo`; with a subnet, a veth pair named `link` on the host
 /// and `eth0` inside, an address for each end, and a default route through the host's end.
 fn changes(subnet: Option<Subnet>, init: Pid, link: &str) -> (Vec<Change>, Vec<Change>) {
+    // ANCHOR: exercise09_connect
     let up = |link: &str| Change::SetUp { link: link.into() };
     let Some(Subnet { host, container }) = subnet else {
         return (vec![], vec![up("lo")]);
@@ -191,6 +192,7 @@ fn changes(subnet: Option<Subnet>, init: Pid, link: &str) -> (Vec<Change>, Vec<C
         Change::AddDefaultRoute { gateway: host },
     ];
     (on_host, inside)
+    // ANCHOR_END: exercise09_connect
 }
 // ANCHOR_END: connect
 

@@ -437,10 +437,12 @@ fn answer(action: u32) -> sock_filter {
 /// setuid bit, no file capability takes effect. The kernel also requires it (or
 /// CAP_SYS_ADMIN) before an unprivileged process may install a seccomp filter.
 pub fn set_no_new_privs() -> Result<()> {
+    // ANCHOR: exercise06_no_new_privs
     trace!("prctl(PR_SET_NO_NEW_PRIVS, 1)");
     // SAFETY: prctl with integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     Errno::result(rc).map(drop).context("failed to set no_new_privs")
+    // ANCHOR_END: exercise06_no_new_privs
 }
 // ANCHOR_END: no_new_privs
 
@@ -449,6 +451,7 @@ pub fn set_no_new_privs() -> Result<()> {
 /// the kernel runs every one on every call, and the strictest answer wins (kill, then an
 /// errno, then allow).
 pub fn install_filter() -> Result<()> {
+    // ANCHOR: exercise06_filter
     let arch = Arch::running()?;
     let denied = deny_list(arch)?;
     trace!(
@@ -458,6 +461,7 @@ pub fn install_filter() -> Result<()> {
     let enosys = enosys_filter(arch)?;
     trace!("seccomp(SECCOMP_SET_MODE_FILTER, ENOSYS for clone3, and on x86_64 for the x32 ABI's numbers)");
     seccompiler::apply_filter(&enosys).context("failed to install the ENOSYS filter")
+    // ANCHOR_END: exercise06_filter
 }
 // ANCHOR_END: install_filter
 

@@ -50,6 +50,7 @@ struct Rule {
 /// workshop's own that the *top* of FORWARD jumps to, so that no rule of the host's firewall
 /// comes before them (Docker's DOCKER-USER chain is arranged the same way).
 fn rules() -> [Rule; 4] {
+    // ANCHOR: exercise10_rules
     let rule = |table, chain, rule: String, first| Rule {
         table,
         chain,
@@ -72,6 +73,7 @@ fn rules() -> [Rule; 4] {
         ),
         rule("filter", "FORWARD", format!("-j {CHAIN} {TAG}"), true),
     ]
+    // ANCHOR_END: exercise10_rules
 }
 // ANCHOR_END: rules
 

@@ -70,6 +70,7 @@ fn names(set: &CapsHashSet) -> String {
 /// permitted and inheritable sets to `keep` (the order keeps effective within permitted at
 /// every moment), and clear the ambient set.
 pub fn drop_capabilities(keep: &CapsHashSet) -> Result<()> {
+    // ANCHOR: exercise06_capabilities
     let supported = caps::runtime::thread_all_supported();
     let mut dropped: Vec<Capability> = supported.difference(keep).copied().collect();
     dropped.sort_by_key(|cap| cap.index());
@@ -86,5 +87,6 @@ pub fn drop_capabilities(keep: &CapsHashSet) -> Result<()> {
     trace!("prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)");
     caps::clear(None, CapSet::Ambient).context("failed to clear the ambient capabilities")?;
     Ok(())
+    // ANCHOR_END: exercise06_capabilities
 }
 // ANCHOR_END: drop_capabilities

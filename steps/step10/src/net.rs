@@ -246,6 +246,7 @@ fn changes(mode: Mode, subnet: Option<Subnet>, init: Pid, link: &str) -> (Vec<Ch
             peer: "eth0".into(),
             netns: init,
         },
+        // ANCHOR: exercise10_port
         match mode {
             // A port of the bridge has no address: the bridge has it.
             Mode::Bridge => Change::SetMaster {
@@ -259,6 +260,7 @@ fn changes(mode: Mode, subnet: Option<Subnet>, init: Pid, link: &str) -> (Vec<Ch
                 replace: false,
             },
         },
+        // ANCHOR_END: exercise10_port
         up(link),
     ];
     let inside = vec![

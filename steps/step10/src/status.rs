@@ -11,6 +11,7 @@ use crate::trace::trace;
 // ANCHOR: wait_for
 /// Wait until `child` ends and return the status the runtime should exit with.
 pub fn wait_for(child: Pid) -> Result<u8> {
+    // ANCHOR: exercise01_wait
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => {
@@ -26,5 +27,6 @@ pub fn wait_for(child: Pid) -> Result<u8> {
             Err(errno) => return Err(errno).with_context(|| format!("failed to wait for process {child}")),
         }
     }
+    // ANCHOR_END: exercise01_wait
 }
 // ANCHOR_END: wait_for
