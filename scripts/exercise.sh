@@ -198,20 +198,45 @@ selftest)
     done
     cargo build --quiet "${packages[@]}"
     say "the skeletons of steps ${steps[*]} build"
+    out=$(mktemp)
+    dirs+=("$out")
     for n in "${steps[@]}"; do
-        if run_check "$n" "exercise-selftest-$n" first-failure > /dev/null; then
+        if run_check "$n" "exercise-selftest-$n" first-failure > "$out" 2>&1; then
             die "the checks of step $n hold with its blanks empty" "the blanks of step $n in steps/EXERCISES cut too little"
         fi
-        say "step $n: its checks fail before the blanks are filled"
+        # A todo!() ends the learner's run early: the step's own clean-up must still leave nothing.
+        if grep -q "left these on the host\|your code left things" "$out"; then
+            cat "$out" >&2
+            die "step $n's skeleton left things on the host" "the step's clean-up misses a way out"
+        fi
+        say "step $n: its checks fail before the blanks are filled, and leave nothing behind"
         fill_blanks "$n" "exercises/selftest-$n"
     done
     cargo build --quiet "${packages[@]}"
     for n in "${steps[@]}"; do
-        run_check "$n" "exercise-selftest-$n" > /dev/null ||
+        run_check "$n" "exercise-selftest-$n" > "$out" 2>&1 || {
+            cat "$out" >&2
             die "step $n's checks fail with its own code in the blanks" \
                 "run: scripts/exercise.sh start $n && scripts/exercise.sh fill $n && scripts/exercise.sh check $n"
+        }
         say "step $n: with the step's own code in the blanks, every check holds"
     done
+    # A learner's code that never ends: init's loop that never reaps (step 3 on) hangs every run.
+    # The check must say so within its time limit, and leave nothing behind.
+    hang=""
+    for n in "${steps[@]}"; do [ "$((10#$n))" -ge 3 ] && hang=$n; done
+    if [ -n "$hang" ]; then
+        echo 'loop { std::thread::sleep(std::time::Duration::from_secs(1)); }' > "$out"
+        cut_blank "exercises/selftest-$hang/src/init.rs" exercise03_supervise "$out"
+        cargo build --quiet -p "exercise-selftest-$hang"
+        if BOX_RUN_TIMEOUT=3 run_check "$hang" "exercise-selftest-$hang" > "$out" 2>&1; then
+            die "a step $hang whose init never reaps passed its checks" "exercise_check in tests/tests/matrix.rs"
+        fi
+        grep -q "did not finish within 3s" "$out" || { cat "$out" >&2; die "the hang was not reported as one"; }
+        as_root scripts/cleanup.sh --check > /dev/null ||
+            die "the hanging exercise left things on the host" "scripts/cleanup.sh --check lists them"
+        say "step $hang with an init that never reaps: stopped after 3 s, reported, nothing left behind"
+    fi
     ;;
 *) usage ;;
 esac
