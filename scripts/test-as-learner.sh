@@ -2,8 +2,9 @@
 # The README's commands as a learner who is not root runs them: an ordinary user with sudo
 # rights (Debian's default sudoers, secure_path and all), Rust installed by rustup in their own
 # ~/.cargo/bin, and a clone of the workshop of their own. As that user: scripts/setup.sh,
-# `cargo run -p step01`, and a test that builds the probe and the steps through the test
-# runner's sudo; then nothing in their clone may belong to root.
+# `cargo run -p step01`, a test that builds the probe and the steps through the test runner's
+# sudo, and the exercise track's first exercise, filled and checked; then nothing in their clone
+# may belong to root.
 #
 # Run as root (scripts/test.sh does). Nothing on the host changes: the user, its sudo rights and
 # its home exist only in a private mount namespace (bind mounts over /etc/passwd, /etc/group,
@@ -74,6 +75,11 @@ setpriv --reuid="$uid" --regid="$uid" --clear-groups --reset-env -- \
         [ "$out" = "hello from step01" ] || { echo "test-as-learner: error: step01 printed: $out" >&2; exit 1; }
         echo "learner\$ cargo test -p box-tests --test lifecycle -- '"$filter"'"
         cargo test --quiet --locked -p box-tests --test lifecycle -- "'"$filter"'"
+        echo "learner\$ scripts/exercise.sh start 01; ... fill 01; check 01"
+        scripts/exercise.sh start 01 >/dev/null
+        scripts/exercise.sh fill 01 >/dev/null
+        out=$(scripts/exercise.sh check 01) || { echo "$out" >&2; exit 1; }
+        echo "$out" | tail -n 1
         owned=$(find . -user 0 -print | head)
         if [ -n "$owned" ]; then
             echo "test-as-learner: error: files in the learner'\''s clone belong to root:" >&2
