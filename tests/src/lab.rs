@@ -362,6 +362,26 @@ pub struct Running {
     stderr: Mutex<Option<std::thread::JoinHandle<String>>>,
 }
 
+/// Every process below `pid` (children of any of its threads, then theirs), children first.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(pid) = queue.pop() {
+        for task in fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    found
+}
+
 impl Running {
     /// The runtime's pid on the host.
     pub fn pid(&self) -> u32 {
@@ -370,16 +390,7 @@ impl Running {
 
     /// Every process below the runtime: init, the command, what the command started.
     pub fn descendants(&self) -> Vec<u32> {
-        let mut found = Vec::new();
-        let mut queue = vec![self.pid()];
-        while let Some(pid) = queue.pop() {
-            let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-            for child in text.split_whitespace().filter_map(|pid| pid.parse().ok()) {
-                found.push(child);
-                queue.push(child);
-            }
-        }
-        found
+        descendants(self.pid())
     }
 
     /// What the runtime printed, once it has exited.

@@ -166,26 +166,6 @@ fn host_state() -> Vec<String> {
     state
 }
 
-/// Every process below `pid`, children first.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut queue = vec![pid];
-    while let Some(pid) = queue.pop() {
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-                found.push(child);
-                queue.push(child);
-            }
-        }
-    }
-    found
-}
-
 /// Fault injection: for steps 7-10, kill the runtime with SIGKILL right after each line it
 /// traces (each is a phase boundary: the operation it names is about to be made, or was just
 /// made), then run the step again (whose sweep removes what a dead runtime left) and
@@ -228,7 +208,7 @@ fn a_runtime_killed_at_any_phase_leaves_nothing_after_the_next_run_and_cleanup()
                     seen += 1;
                 }
                 if seen == n + 1 {
-                    below = descendants(runtime.id());
+                    below = box_tests::lab::descendants(runtime.id());
                     let _ = runtime.kill();
                     break;
                 }

@@ -17,22 +17,9 @@ fn steps_with_a_pty() -> impl Iterator<Item = u32> {
 
 /// The pid of a process below `parent` (children first, then theirs) that runs `comm`.
 fn find_below(parent: u32, comm: &str) -> Option<u32> {
-    let mut queue = vec![parent];
-    while let Some(pid) = queue.pop() {
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        for child in children
-            .split_whitespace()
-            .filter_map(|pid| pid.parse::<u32>().ok())
-        {
-            let name = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-            if name.trim() == comm {
-                return Some(child);
-            }
-            queue.push(child);
-        }
-    }
-    None
+    box_tests::lab::descendants(parent).into_iter().find(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|name| name.trim() == comm)
+    })
 }
 
 #[test]
