@@ -146,7 +146,11 @@ start)
         say "$dir exists: your work is kept (\`scripts/exercise.sh start $n --reset\` starts again)"
     else
         make_skeleton "$n" "$dir" "exercise$n"
+        # The crate is a member of the workspace: Cargo.lock names it from now on (nothing else in
+        # it changes), so that the workshop's `--locked` builds (scripts/test.sh) accept it.
+        cargo tree --quiet -p "exercise$n" --depth 0 > /dev/null
         say "made $dir: step $n, with $(blanks "$n" | wc -l) blanks for you to fill"
+        say "Cargo.lock now lists exercise$n; \`git checkout Cargo.lock\` before you pull undoes that"
     fi
     echo "Fill them in this order (each has a hint above its todo!()):"
     blanks "$n" | while read -r file name; do
@@ -190,8 +194,11 @@ selftest)
     [ ${#steps[@]} -gt 0 ] || mapfile -t steps < <(sed -n 's/^\[\([0-9][0-9]\) .*/\1/p' "$list" | uniq)
     # A self-test that was killed may have left its crates: they are its own, never a learner's.
     rm -rf exercises/selftest-*
-    dirs=()
-    trap 'rm -rf "${dirs[@]}"' EXIT
+    # Its crates join the workspace for a while: Cargo.lock is put back as it was afterwards.
+    lock=$(mktemp)
+    cp Cargo.lock "$lock"
+    dirs=("$lock")
+    trap 'rm -rf "${dirs[@]:1}"; cat "$lock" > Cargo.lock; rm -f "$lock"' EXIT
     packages=()
     for n in "${steps[@]}"; do
         dirs+=("exercises/selftest-$n")
